@@ -1,0 +1,303 @@
+"""Camera and scene motion from the single decode pass.
+
+Per frame pair (i, i+1), every ``pair_stride``-th i: Shi-Tomasi corners of frame i are tracked
+into frame i+1 with pyramidal Lucas-Kanade and checked backwards. Two explanations of the tracks
+compete:
+
+- *static camera*: tracks that barely move (within ``inlier_threshold``). If they are a fair share
+  of all tracks (``static_share``), the camera is static or nearly so, and the similarity fitted
+  to them (least squares) is the camera motion: it stays exact for slow pans and small jitter.
+  A fixed horizon under drifting clouds wins here, however much of the frame the clouds cover.
+- *moving camera*: the RANSAC similarity of all tracks. It is the camera motion only when it
+  explains most tracks (``rigid_share``): a pan moves the whole frame rigidly, while clouds, water
+  and trees deform, converge in perspective and change shape.
+
+When neither holds (a sky-only frame full of moving, deforming clouds) the camera counts as
+static and the motion as scene motion. Whatever the camera model does not explain is the
+*residual*: scene motion.
+
+Units: per-pair values are in pixels of the analysis frame; :func:`clip_motion_scores` divides
+by the frame width, so scores and thresholds do not depend on the analysis resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+
+REFERENCE_WIDTH = 256  # the width at which pixel-sized settings below were tuned
+CHANGE_WIDTH = 64  # frame change is measured on frames area-averaged to this width
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Measurement settings; lengths are fractions of the frame width unless said otherwise."""
+
+    pair_stride: int = 2  # measure (i, i+1) for every i % pair_stride == 0
+    max_features: int = 160  # Shi-Tomasi corners per pair, spread over grid x grid cells
+    grid: int = 4
+    quality_level: float = 0.01  # corner strength relative to the strongest corner of its cell
+    min_corner_strength: float = 5e-4  # absolute floor (cv2.cornerMinEigenVal): flat cells add none
+    min_distance: float = 1 / 40  # between corners: spreads them over the frame
+    lk_window: int = 9  # Lucas-Kanade window in pixels at REFERENCE_WIDTH (scaled with width)
+    lk_levels: int = 3  # pyramid levels
+    max_fb_error: float = 0.5 / REFERENCE_WIDTH  # forward-backward error of a kept track
+    inlier_threshold: float = 0.25 / REFERENCE_WIDTH  # a track fits a model within this
+    static_share: float = 0.15  # share of static tracks that makes the camera static
+    rigid_share: float = 0.7  # share of tracks a moving camera model must explain
+    min_tracks: int = 12  # fewer kept tracks make the pair invalid (black, flat frames)
+
+
+@dataclass(frozen=True)
+class PairMeasurements:
+    """Columnar per-pair measurements; ``index`` is the first frame of the pair."""
+
+    index: np.ndarray
+    tx: np.ndarray
+    ty: np.ndarray
+    zoom: np.ndarray
+    rotation: np.ndarray
+    residual: np.ndarray
+    change: np.ndarray
+    inlier_ratio: np.ndarray
+    valid: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def select(self, mask: np.ndarray) -> PairMeasurements:
+        """The rows where ``mask`` is true."""
+        return PairMeasurements(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
+
+
+_COLUMNS = [f.name for f in fields(PairMeasurements)]
+
+
+def _similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (2x3) mapping ``src`` onto ``dst``."""
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - src_mean, dst - dst_mean
+    norm = float((s**2).sum())
+    if norm < 1e-9:
+        a, b = 1.0, 0.0
+    else:
+        a = float((s * d).sum()) / norm
+        b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / norm
+    rot = np.array([[a, -b], [b, a]])
+    return np.hstack([rot, (dst_mean - rot @ src_mean)[:, None]])
+
+
+def _ransac(a: np.ndarray, b: np.ndarray, thr: float) -> tuple[np.ndarray | None, np.ndarray]:
+    """RANSAC similarity of ``a`` -> ``b`` and its inlier mask."""
+    model, inliers = cv2.estimateAffinePartial2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=thr)
+    if model is None:
+        return None, np.zeros(len(a), bool)
+    return model, inliers.ravel().astype(bool)
+
+
+def _apply(model: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ model[:, :2].T + model[:, 2]
+
+
+class MotionAnalyzer:
+    """Feed every decoded frame in order with :meth:`update`; read :meth:`pairs` at the end."""
+
+    def __init__(self, config: MotionConfig = MotionConfig()) -> None:  # noqa: B008
+        self.config = config
+        self._prev: tuple[int, np.ndarray] | None = None
+        self._rows: list[tuple[float, ...]] = []
+
+    def update(self, index: int, frame_bgr: np.ndarray) -> None:
+        """Take frame ``index``; measures the pair ending here when its first frame was kept."""
+        stride = self.config.pair_stride
+        prev = self._prev
+        if index % stride != 0 and not (prev is not None and prev[0] == index - 1):
+            self._prev = None
+            return
+        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        if prev is not None and prev[0] == index - 1:
+            self._rows.append((prev[0], *self._measure(prev[1], gray)))
+        self._prev = (index, gray) if index % stride == 0 else None
+
+    def pairs(self) -> PairMeasurements:
+        """All pairs measured so far, as columns."""
+        table = np.array(self._rows, dtype=np.float64).reshape(-1, len(_COLUMNS))
+        cols = dict(zip(_COLUMNS, table.T, strict=True))
+        cols["index"] = cols["index"].astype(np.int64)
+        cols["valid"] = cols["valid"].astype(bool)
+        return PairMeasurements(**cols)
+
+    def _corners(self, g0: np.ndarray) -> np.ndarray:
+        """Corners spread over a grid of cells, so every part of the frame has its say.
+
+        Picking the strongest corners of the whole frame would let a bright star field or
+        textured clouds take them all and leave the (static) foreground unseen. Each cell keeps
+        its own strongest corners above an absolute floor, so flat cells add none.
+        """
+        cfg = self.config
+        height, width = g0.shape
+        per_cell = max(1, cfg.max_features // cfg.grid**2)
+        min_distance = max(1.0, cfg.min_distance * width)
+        strength = cv2.cornerMinEigenVal(g0, 3)
+        found = []
+        for row in range(cfg.grid):
+            y0, y1 = height * row // cfg.grid, height * (row + 1) // cfg.grid
+            for col in range(cfg.grid):
+                x0, x1 = width * col // cfg.grid, width * (col + 1) // cfg.grid
+                cell = np.ascontiguousarray(g0[y0:y1, x0:x1])
+                points = cv2.goodFeaturesToTrack(cell, per_cell, cfg.quality_level, min_distance)
+                if points is not None:
+                    found.append(points.reshape(-1, 2) + np.float32([x0, y0]))
+        if not found:
+            return np.empty((0, 1, 2), np.float32)
+        points = np.concatenate(found)
+        cols = np.clip(points[:, 0].round().astype(int), 0, width - 1)
+        rows = np.clip(points[:, 1].round().astype(int), 0, height - 1)
+        points = points[strength[rows, cols] >= cfg.min_corner_strength]
+        return points.reshape(-1, 1, 2).astype(np.float32)
+
+    def _tracks(self, g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Corners of ``g0`` and where they are in ``g1``, forward-backward consistent."""
+        cfg = self.config
+        width = g0.shape[1]
+        p0 = self._corners(g0)
+        if len(p0) == 0:
+            return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
+        win = (int(round(cfg.lk_window * width / REFERENCE_WIDTH)) | 1,) * 2
+        lk = {"winSize": win, "maxLevel": cfg.lk_levels}
+        p1, st1, _ = cv2.calcOpticalFlowPyrLK(g0, g1, p0, None, **lk)
+        pb, st2, _ = cv2.calcOpticalFlowPyrLK(g1, g0, p1, None, **lk)
+        fb = np.linalg.norm((pb - p0).reshape(-1, 2), axis=1)
+        ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.max_fb_error * width)
+        return p0.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]
+
+    def _camera_model(self, a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
+        """The camera similarity (2x3) that best explains the tracks ``a`` -> ``b``."""
+        cfg = self.config
+        rigid, inliers = _ransac(a, b, thr)
+        if (
+            rigid is not None
+            and inliers.mean() >= cfg.rigid_share
+            and not self._still_tracks_disagree(rigid, a, b, thr)
+        ):
+            return rigid  # one rigid motion explains almost every track: pan, zoom, shake, none
+        layered = self._lower_layer(a, b, thr, rigid, inliers)
+        if layered is not None:
+            return layered  # ground and sky move apart: the ground carries the camera motion
+        static = np.linalg.norm(b - a, axis=1) < thr
+        if static.sum() >= cfg.min_tracks:
+            model = _similarity_lstsq(a[static], b[static])
+            moved = np.linalg.norm(_apply(model, a) - a, axis=1)
+            fits = np.linalg.norm(_apply(model, a) - b, axis=1) < thr
+            if moved.max() < thr or fits.mean() >= cfg.rigid_share:
+                return model
+        return np.eye(2, 3)
+
+    def _lower_layer(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        thr: float,
+        first: np.ndarray | None,
+        inliers: np.ndarray,
+    ) -> np.ndarray | None:
+        """The similarity of the lower of two rigid layers that together explain most tracks
+        (ground under drifting clouds, whether the camera moves or not), given the first RANSAC
+        layer ``first`` and its inliers; None when the tracks do not split that way.
+        """
+        cfg = self.config
+        if first is None:
+            return None
+        rest = ~inliers
+        if rest.sum() < cfg.min_tracks:
+            return None
+        second, rest_inliers = _ransac(a[rest], b[rest], thr)
+        if second is None:
+            return None
+        layers = [(first, inliers), (second, np.flatnonzero(rest)[rest_inliers])]
+        shares = [len(a[idx]) / len(a) for _, idx in layers]
+        if min(shares) < cfg.static_share or sum(shares) < cfg.rigid_share:
+            return None
+        upper, lower = sorted(layers, key=lambda layer: float(np.median(a[layer[1], 1])))
+        if np.percentile(a[lower[1], 1], 10) < np.percentile(a[upper[1], 1], 90):
+            return None  # interleaved layers: clouds at several speeds, not ground under sky
+        return None if self._still_tracks_disagree(lower[0], a, b, thr) else lower[0]
+
+    def _still_tracks_disagree(
+        self, model: np.ndarray, a: np.ndarray, b: np.ndarray, thr: float
+    ) -> bool:
+        """True when tracks that stand still, and that `model` cannot explain, are too many
+        to ignore: then a part of the scene is fixed and `model` is water or sky moving, not the
+        camera (a zoom explains its still centre; a pan or shake leaves nothing still)."""
+        still = np.linalg.norm(b - a, axis=1) < thr
+        explained = np.linalg.norm(_apply(model, a) - b, axis=1) < thr
+        return float((still & ~explained).mean()) >= self.config.static_share / 2
+
+    def _measure(self, g0: np.ndarray, g1: np.ndarray) -> tuple[float, ...]:
+        """tx, ty, zoom, rotation, residual, change, inlier_ratio, valid of one pair."""
+        height, width = g0.shape
+        change = _coarse_change(g0, g1)
+        a, b = self._tracks(g0, g1)
+        if len(a) < self.config.min_tracks:
+            return 0.0, 0.0, 0.0, 0.0, 0.0, change, 0.0, 0.0
+        thr = self.config.inlier_threshold * width
+        model = self._camera_model(a, b, thr)
+        errors = np.linalg.norm(_apply(model, a) - b, axis=1)
+        center = np.array([[width / 2, height / 2]])
+        tx, ty = (_apply(model, center) - center)[0]
+        scale = math.hypot(model[0, 0], model[1, 0])
+        rotation = math.atan2(model[1, 0], model[0, 0])
+        explained = errors < thr
+        residual = float(np.where(explained, 0.0, errors).mean())
+        return float(tx), float(ty), scale - 1.0, rotation, residual, change, explained.mean(), 1.0
+
+
+def _coarse_change(g0: np.ndarray, g1: np.ndarray) -> float:
+    """Mean absolute grey difference of the two frames area-averaged to CHANGE_WIDTH.
+
+    Averaging removes sensor noise and film grain, which would otherwise make a still image
+    look like it changes, and makes the value independent of the analysis resolution.
+    """
+    height, width = g0.shape
+    size = (CHANGE_WIDTH, max(1, round(height * CHANGE_WIDTH / width)))
+    small = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (g0, g1)]
+    return float(cv2.mean(cv2.absdiff(*small))[0])
+
+
+def clip_motion_scores(
+    pairs: PairMeasurements, start: int, end: int, frame_width: int
+) -> dict[str, float]:
+    """Camera and scene motion scores of the clip [start, end), in frame widths per frame."""
+    inside = (pairs.index >= start) & (pairs.index + 1 < end) & pairs.valid
+    p = pairs.select(inside)
+    n = len(p)
+    if n == 0:
+        keys = ["camera_translation", "camera_drift", "camera_zoom", "camera_rotation"]
+        keys += ["camera_shake", "scene_motion", "frame_change"]
+        return {**dict.fromkeys(keys, 0.0), "motion_pairs": 0.0}
+    w = float(frame_width)
+    t = np.stack([p.tx, p.ty], axis=1) / w
+    return {
+        "camera_translation": float(np.median(np.linalg.norm(t, axis=1))),
+        "camera_drift": float(np.linalg.norm(t.mean(axis=0))),
+        "camera_zoom": float(np.median(np.abs(p.zoom))),
+        "camera_rotation": float(np.median(np.abs(p.rotation))),
+        "camera_shake": _shake(t),
+        "scene_motion": float(np.median(p.residual)) / w,
+        "frame_change": float(np.median(p.change)) / 255.0,
+        "motion_pairs": float(n),
+    }
+
+
+def _shake(t: np.ndarray) -> float:
+    """Jitter: RMS of the translation after removing its running median (5 pairs)."""
+    if len(t) < 3:
+        return 0.0
+    k = min(5, len(t))
+    padded = np.pad(t, ((k // 2, k // 2), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=0)
+    trend = np.median(windows, axis=-1)
+    return float(np.sqrt(((t - trend[: len(t)]) ** 2).sum(axis=1).mean()))

@@ -1,0 +1,135 @@
+"""The `tld` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from timelapse_d import __version__
+from timelapse_d.config import ConfigError, parse_set, resolve_config
+
+SOURCES = ("synthetic", "local")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tld")
+@click.option("-v", "--verbose", is_flag=True, help="Debug log lines.")
+def cli(verbose: bool) -> None:
+    """timelapse-d: build and curate time-lapse landscape video datasets."""
+    _setup_logging(verbose)
+
+
+@cli.command()
+@click.option(
+    "--source",
+    type=click.Choice(SOURCES),
+    default="synthetic",
+    show_default=True,
+    help="Where videos come from: the built-in procedural demo, or files on disk.",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    help="Directory (searched recursively) or file, for --source local.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output directory: shards/, manifest.parquet, videos.parquet, run/.",
+)
+@click.option(
+    "--recipe",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="YAML recipe overriding the defaults (see pipelines/).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config key, e.g. --set filter.min_height=240 (repeatable).",
+)
+@click.option("--workers", type=int, help="Parallel worker processes (default 1).")
+def build(
+    source: str,
+    input_path: Path | None,
+    out: Path,
+    recipe: Path | None,
+    sets: tuple[str, ...],
+    workers: int | None,
+) -> None:
+    """Download or find videos, cut, analyse, filter, encode and shard them into OUT.
+
+    Re-running the same command resumes: finished tasks are skipped.
+    """
+    from timelapse_d.pipeline import build as run_build
+
+    overrides = parse_set(list(sets))
+    if input_path is not None:
+        overrides["input"] = str(input_path)
+    if workers is not None:
+        overrides["workers"] = workers
+    config = resolve_config(source=source, recipe=recipe, overrides=overrides)
+    summary = run_build(config, out)
+    click.echo(summary.text())
+    if not summary.complete:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--videos", "num_videos", type=int, default=4, show_default=True)
+@click.option("--width", type=int, default=384, show_default=True)
+@click.option("--height", type=int, default=216, show_default=True)
+def synth(out: Path, seed: int, num_videos: int, width: int, height: int) -> None:
+    """Write the procedural demo videos with their truth (cuts, decisions, flow, regions)."""
+    from timelapse_d.synth import write_corpus
+
+    paths = write_corpus(out, seed, width=width, height=height, num_videos=num_videos)
+    for path in paths:
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def status(out: Path) -> None:
+    """Summary of a finished or interrupted build in OUT."""
+    from timelapse_d.report import summarize
+
+    click.echo(summarize(out).text())
+
+
+@cli.command()
+def schema() -> None:
+    """Print the manifest schema and reject reasons (the text of manifests/README.md)."""
+    from timelapse_d.manifest import schema_markdown
+
+    click.echo(schema_markdown(), nl=False)
+
+
+def main() -> None:
+    """Entry point of the `tld` script: configuration errors exit 2 with their message."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,118 @@
+"""One task runner, two executors: in-process (workers=1) and a local process pool.
+
+A task is a picklable callable with its arguments. The runner never lets one task's unexpected
+exception stop the others: it is returned as a :class:`TaskFailure` carrying the traceback, and
+the stage records it (no completion marker) so `tld status` shows it and a re-run retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+LOG = logging.getLogger("timelapse_d")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named unit of work: `fn(*args)` in a worker."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """An unexpected exception raised by a task."""
+
+    name: str
+    error: str
+    traceback: str
+
+
+def _call(task: Task) -> Any:
+    try:
+        return task.fn(*task.args)
+    except Exception as exc:  # noqa: BLE001 - every task failure is reported, none stops the run
+        return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+class _Progress:
+    """A progress bar on a terminal, a plain log line every ~10% otherwise."""
+
+    def __init__(self, desc: str, total: int) -> None:
+        self.desc, self.total, self.done = desc, total, 0
+        self.bar = tqdm(total=total, desc=desc, unit="task") if sys.stderr.isatty() else None
+        self.next_log = 0.0
+
+    def step(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.done / max(self.total, 1) >= self.next_log or self.done == self.total:
+            LOG.info("%s: %d/%d tasks", self.desc, self.done, self.total)
+            self.next_log = self.done / max(self.total, 1) + 0.1
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
+    """Drain `queue` (last item first) through one pool until done or the pool breaks.
+
+    A worker killed by a native crash breaks the whole pool: the tasks in flight are reported
+    as failures and the caller starts a fresh pool for the rest of the queue.
+    """
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: dict[Future[Any], Task] = {}
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:
+                task = queue.pop()
+                pending[pool.submit(_call, task)] = task
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = pending.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    for lost in [task, *pending.values()]:
+                        yield lost, TaskFailure(lost.name, f"worker process died: {exc}", "")
+                    return
+                yield task, result
+
+
+def run_tasks(tasks: Sequence[Task], workers: int, desc: str) -> Iterator[tuple[Task, Any]]:
+    """Run tasks, yielding (task, result or TaskFailure) as each completes.
+
+    With workers > 1 a process pool runs them, keeping at most 2 x workers tasks in flight so
+    arguments are not all pickled up front.
+    """
+    progress = _Progress(desc, len(tasks))
+    started = time.monotonic()
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield task, _call(task)
+                progress.step()
+            return
+        queue = list(reversed(tasks))
+        while queue:
+            for task, result in _run_pool(queue, workers):
+                yield task, result
+                progress.step()
+    finally:
+        progress.close()
+        LOG.info("%s: %d tasks in %.1f s", desc, progress.done, time.monotonic() - started)

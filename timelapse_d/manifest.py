@@ -1,0 +1,177 @@
+"""Parquet tables of a build: `videos.parquet` and `manifest.parquet` (and one per shard).
+
+The contract columns have fixed Arrow types (so an empty table or an all-null column still has
+the documented schema); every other column is a score, stored as float64 unless it is an int.
+`manifests/README.md` documents each column; `tld schema` prints it from this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from timelapse_d.runs import write_atomic
+
+VIDEO_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("source", pa.string()),
+        ("source_uri", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("codec", pa.string()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("fps", pa.float64()),
+        ("duration_s", pa.float64()),
+        ("num_frames", pa.int64()),
+        ("decoded_frames", pa.int64()),
+        ("pix_fmt", pa.string()),
+        ("rotation", pa.float64()),
+        ("variable_frame_rate", pa.bool_()),
+    ]
+)
+
+CLIP_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("source_uri", pa.string()),
+        ("start_frame", pa.int64()),
+        ("end_frame", pa.int64()),
+        ("fps", pa.float64()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("num_frames", pa.int64()),
+        ("status", pa.string()),
+        ("reject_reasons", pa.list_(pa.string())),
+        ("shard", pa.string()),
+        ("encode_error", pa.string()),
+        ("clip_bytes", pa.int64()),
+    ]
+)
+
+
+VIDEO_COLUMNS = {
+    "video_id": "Stable id of the source video (source name + hash of its key); no dots.",
+    "source": "Source that produced it: `local`, `synthetic`, ...",
+    "source_uri": "Where it came from (`file://` URI for files on disk).",
+    "status": "`ok`, or `failed` when the file could not be used at all.",
+    "error": "Null, or `reason: message` (`empty_file`, `not_a_video`, `no_video_stream`, "
+    "`unreadable`, `truncated`). A truncated file is `ok` with the frames before the break.",
+    "codec": "Video codec name (probe).",
+    "width": "Display width in pixels, after rotation (probe).",
+    "height": "Display height in pixels, after rotation (probe).",
+    "fps": "Average frame rate (probe).",
+    "duration_s": "Duration in seconds (probe).",
+    "num_frames": "Frame count the container declares, or duration x fps when it has none.",
+    "decoded_frames": "Frames the analysis pass actually decoded.",
+    "pix_fmt": "Pixel format of the source (probe).",
+    "rotation": "Display rotation in degrees (frames are analysed and encoded upright).",
+    "variable_frame_rate": "True when timestamps are not evenly spaced.",
+}
+
+CLIP_COLUMNS = {
+    "clip_id": "`<video_id>-<start_frame>-<end_frame>` (7-digit frames); stable, no dots; the "
+    "WebDataset key.",
+    "video_id": "The source video.",
+    "source_uri": "The source video's URI.",
+    "start_frame": "First source frame of the clip (0-based, presentation order).",
+    "end_frame": "One past the last source frame (exclusive).",
+    "fps": "Frame rate of the source.",
+    "width": "Source display width in pixels.",
+    "height": "Source display height in pixels.",
+    "num_frames": "end_frame - start_frame.",
+    "status": "`kept` or `rejected`; rejected clips stay in the manifest.",
+    "reject_reasons": "List of reasons (empty when kept); see the table of reasons.",
+    "shard": "Tar holding the clip (`clips-NNNNNN.tar`), null when rejected.",
+    "encode_error": "Why encoding failed, when it did (reason `unreadable`).",
+    "clip_bytes": "Size of the encoded clip in its shard.",
+    "first_frame_time_s": "Timestamp of the source's first decoded frame (seconds).",
+    "start_time_s": "Clip start, seconds from the first frame.",
+    "end_time_s": "Clip end, seconds from the first frame.",
+    "mean_luma": "Mean brightness, 0-1.",
+    "black_fraction": "Share of frames that are black (flat and darker than analyze.black_luma).",
+    "flashes": "Single-frame flashes inside the clip that were not taken as cuts.",
+    "camera_translation": "Typical camera translation per frame, in frame widths (median).",
+    "camera_drift": "Net camera displacement over the clip per frame, in frame widths.",
+    "camera_zoom": "Typical relative scale change per frame (median |zoom|).",
+    "camera_rotation": "Typical camera rotation per frame, radians.",
+    "camera_shake": "Jitter of the camera translation, frame widths.",
+    "scene_motion": "Motion left after removing camera motion, frame widths per frame.",
+    "frame_change": "Median mean absolute frame difference, 0-1.",
+    "motion_pairs": "Frame pairs measured for the motion scores.",
+}
+
+REJECT_REASONS = {
+    "low_resolution": "Height below `filter.min_height` or width below `filter.min_width`.",
+    "too_short": "Fewer than `filter.min_frames` frames.",
+    "camera_motion": "Pan, tilt, zoom, rotation or shake above the `filter.max_camera_*` limits.",
+    "static": "Scene motion below `filter.min_scene_motion` and frame change below "
+    "`filter.min_frame_change`: a still photo, a slideshow frame, black frames.",
+    "unreadable": "The clip could not be cut and encoded (`encode_error` says why).",
+    "encode_failed": "The encode task crashed unexpectedly (traceback in run/failures/encode/).",
+}
+
+
+def schema_markdown() -> str:
+    """The manifest documentation (manifests/README.md is this text)."""
+    parts = [
+        "# Manifest schema",
+        "",
+        "Generated by `tld schema` from `timelapse_d/manifest.py`; do not edit by hand.",
+        "",
+        "## `videos.parquet`: one row per source video",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    parts += [f"| `{f.name}` | {f.type} | {VIDEO_COLUMNS[f.name]} |" for f in VIDEO_SCHEMA]
+    parts += [
+        "",
+        "## `manifest.parquet`: one row per candidate clip, kept and rejected",
+        "",
+        "The same rows, for the clips of one shard, are in `shards/clips-NNNNNN.parquet`, and",
+        "each sample's `.json` member is its row.",
+        "",
+        "| column | meaning |",
+        "|---|---|",
+    ]
+    parts += [f"| `{name}` | {text} |" for name, text in CLIP_COLUMNS.items()]
+    parts += ["", "## Reject reasons", "", "| reason | when |", "|---|---|"]
+    parts += [f"| `{name}` | {text} |" for name, text in REJECT_REASONS.items()]
+    return "\n".join(parts) + "\n"
+
+
+def _schema_for(rows: list[dict[str, Any]], base: pa.Schema) -> pa.Schema:
+    fields = list(base)
+    known = set(base.names)
+    extra = sorted({key for row in rows for key in row} - known)
+    for key in extra:
+        values = [row.get(key) for row in rows if row.get(key) is not None]
+        is_int = values and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        is_bool = values and all(isinstance(v, bool) for v in values)
+        kind = pa.bool_() if is_bool else pa.int64() if is_int else pa.float64()
+        fields.append(pa.field(key, kind))
+    return pa.schema(fields)
+
+
+def to_table(rows: list[dict[str, Any]], base: pa.Schema) -> pa.Table:
+    """Rows to a table with the contract schema first, then the score columns sorted by name."""
+    schema = _schema_for(rows, base)
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.table(columns, schema=schema)
+
+
+def write_table(path: Path, rows: list[dict[str, Any]], base: pa.Schema) -> None:
+    """Write rows as Parquet, atomically."""
+    table = to_table(rows, base)
+    write_atomic(path, lambda fh: pq.write_table(table, fh))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """All rows of a Parquet table as dicts."""
+    return pq.read_table(path).to_pylist()

@@ -1,0 +1,184 @@
+"""`tld build`: acquire -> analyze -> filter -> encode -> shard, resumable at task level.
+
+Each per-item stage runs through :func:`timelapse_d.executors.run_tasks`; a task whose marker
+carries the current fingerprint is skipped, so a re-run after a crash or `kill -9` does only
+what is missing, and a changed config re-runs exactly the tasks whose inputs it changes.
+The global outputs (manifests, shards) are rebuilt from the per-task outputs and replaced
+atomically, so they never mix an old and a new config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from timelapse_d.config import BuildConfig, ConfigError, fingerprint
+from timelapse_d.executors import Task, TaskFailure, run_tasks
+from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
+from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, SourceVideo
+from timelapse_d.report import Summary, summarize
+from timelapse_d.runs import RunDir, read_json, write_json
+from timelapse_d.sources.local import find_videos
+from timelapse_d.stages import analyze, encode, shard
+from timelapse_d.stages.filter import decide
+
+LOG = logging.getLogger("timelapse_d")
+
+
+def acquire(config: BuildConfig, out: Path, run: RunDir) -> list[SourceVideo]:
+    """The source videos of this build."""
+    if config.source == "synthetic":
+        from timelapse_d.sources.synthetic import acquire_synthetic
+
+        return acquire_synthetic(config.synthetic, out, run)
+    if config.source == "local":
+        if not config.input:
+            raise ConfigError("--source local needs --input DIR_OR_FILE")
+        return find_videos(Path(config.input).expanduser())
+    raise ConfigError(f"unknown source {config.source!r}; available: local, synthetic")
+
+
+def _file_identity(path: str) -> list[int]:
+    stat = Path(path).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _analyze_task(video: SourceVideo, config: BuildConfig, run: RunDir, key: str) -> str:
+    result = analyze.analyze_video(video, config.analyze)
+    write_json(run.stage_dir(analyze.STAGE) / f"{video.video_id}.json", result)
+    run.mark_done(analyze.STAGE, video.video_id, key, result["stats"])
+    return video.video_id
+
+
+def run_analyze(
+    videos: list[SourceVideo], config: BuildConfig, run: RunDir
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Analyze every video not done yet; return {video_id: result} and the fingerprints."""
+    section = dataclasses.asdict(config.analyze)
+    keys = {v.video_id: fingerprint(section, v.source_uri, _file_identity(v.path)) for v in videos}
+    todo = [v for v in videos if not run.is_done(analyze.STAGE, v.video_id, keys[v.video_id])]
+    LOG.info("analyze: %d videos, %d already done", len(videos), len(videos) - len(todo))
+    tasks = [Task(v.video_id, _analyze_task, (v, config, run, keys[v.video_id])) for v in todo]
+    _collect_failures(run, analyze.STAGE, run_tasks(tasks, config.workers, "analyze"))
+    results = {}
+    for video in videos:
+        if run.is_done(analyze.STAGE, video.video_id, keys[video.video_id]):
+            results[video.video_id] = read_json(
+                run.stage_dir(analyze.STAGE) / f"{video.video_id}.json"
+            )
+    return results, keys
+
+
+def _encode_task(
+    clip: dict[str, Any], source: str, config: BuildConfig, run: RunDir, key: str
+) -> dict[str, Any]:
+    out = run.stage_dir(encode.STAGE) / f"{clip['clip_id']}.mp4"
+    try:
+        outcome: dict[str, Any] = {
+            "clip_bytes": encode.encode_clip(clip, Path(source), out, config.encode)
+        }
+    except encode.EncodeError as exc:
+        out.unlink(missing_ok=True)
+        outcome = {"encode_error": str(exc)}
+    run.mark_done(encode.STAGE, clip["clip_id"], key, outcome)
+    return outcome
+
+
+def run_encode(
+    clips: list[dict[str, Any]],
+    paths: dict[str, str],
+    video_keys: dict[str, str],
+    config: BuildConfig,
+    run: RunDir,
+) -> dict[str, dict[str, Any]]:
+    """Encode every kept clip not done yet; return {clip_id: {'clip_bytes'|'encode_error'}}."""
+    section = dataclasses.asdict(config.encode)
+    keys = {c["clip_id"]: fingerprint(section, video_keys[c["video_id"]]) for c in clips}
+    todo = [c for c in clips if not run.is_done(encode.STAGE, c["clip_id"], keys[c["clip_id"]])]
+    LOG.info("encode: %d clips, %d already done", len(clips), len(clips) - len(todo))
+    tasks = [
+        Task(c["clip_id"], _encode_task, (c, paths[c["video_id"]], config, run, keys[c["clip_id"]]))
+        for c in todo
+    ]
+    _collect_failures(run, encode.STAGE, run_tasks(tasks, config.workers, "encode"))
+    stats = run.done_stats(encode.STAGE)
+    return {c["clip_id"]: stats[c["clip_id"]] for c in clips if c["clip_id"] in stats}
+
+
+def _collect_failures(run: RunDir, stage: str, results: Any) -> None:
+    for task, result in results:
+        if isinstance(result, TaskFailure):
+            LOG.error("%s task %s failed: %s", stage, task.name, result.error)
+            run.record_failure(stage, task.name, f"{result.error}\n\n{result.traceback}")
+
+
+def _apply_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if clip["status"] != CLIP_KEPT:
+        return clip
+    outcome = encoded.get(clip["clip_id"])
+    if outcome is None:  # the encode task failed unexpectedly: see run/failures/encode/
+        return {**clip, "status": CLIP_REJECTED, "reject_reasons": ["encode_failed"]}
+    if "encode_error" in outcome:
+        return {
+            **clip,
+            "status": CLIP_REJECTED,
+            "reject_reasons": ["unreadable"],
+            "encode_error": outcome["encode_error"],
+        }
+    return {**clip, "clip_bytes": outcome["clip_bytes"]}
+
+
+def run_shard(
+    clips: list[dict[str, Any]], config: BuildConfig, out: Path, run: RunDir
+) -> list[dict[str, Any]]:
+    """Shard the kept clips (skipped when the same rows were already sharded)."""
+    kept = sorted((c for c in clips if c["status"] == CLIP_KEPT), key=lambda c: c["clip_id"])
+    plan = shard.plan_shards(kept, config.shard.max_bytes)
+    key = fingerprint(dataclasses.asdict(config.shard), kept)
+    names = {row["clip_id"]: shard.shard_name(i) for i, rows in enumerate(plan) for row in rows}
+    if not run.is_done(shard.STAGE, "all", key):
+        shard.write_shards(
+            out / "shards", plan, lambda row: run.stage_dir(encode.STAGE) / f"{row['clip_id']}.mp4"
+        )
+        run.mark_done(shard.STAGE, "all", key, {"shards": len(plan)})
+    return [{**c, "shard": names.get(c["clip_id"])} for c in clips]
+
+
+def build(config: BuildConfig, out: Path) -> Summary:
+    """Run the whole build into `out`; return the summary (also saved in run/summary.json)."""
+    encode.require_ffmpeg()
+    run = RunDir(out)
+    with run.exclusive():
+        return _build_locked(config, out, run)
+
+
+def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
+    handler = run.start_logging()
+    try:
+        run.summary_path.unlink(missing_ok=True)
+        run.save_config(config.to_dict())
+        videos = acquire(config, out, run)
+        LOG.info("build: %d source videos from %s", len(videos), config.source)
+        results, video_keys = run_analyze(videos, config, run)
+        video_rows = [results[v.video_id]["video"] for v in videos if v.video_id in results]
+        decided = [
+            decide(clip, config.filter)
+            for v in videos
+            if v.video_id in results
+            for clip in results[v.video_id]["clips"]
+        ]
+        kept = [c for c in decided if c["status"] == CLIP_KEPT]
+        paths = {v.video_id: v.path for v in videos}
+        encoded = run_encode(kept, paths, video_keys, config, run)
+        clips = [_apply_encoding(c, encoded) for c in decided]
+        clips = run_shard(clips, config, out, run)
+        write_table(out / "videos.parquet", video_rows, VIDEO_SCHEMA)
+        write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
+        summary = summarize(out, finished=True)
+        write_json(run.summary_path, dataclasses.asdict(summary))
+        return summary
+    finally:
+        logging.getLogger("timelapse_d").removeHandler(handler)
+        handler.close()

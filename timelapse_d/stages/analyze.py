@@ -1,0 +1,136 @@
+"""Stage `analyze`: probe a video and decode it once, feeding every measurement from that pass.
+
+Output per video (``run/analyze/<video_id>.json``): the video row for ``videos.parquet`` and one
+row per candidate clip with every score, before any threshold is applied. Expected per-video
+failures (not a video, no video stream, unreadable) become a `failed` row with the reason; a
+file that breaks part way keeps the clips of the frames that decoded, and says so in `error`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from timelapse_d.analysis.cuts import CutDetector, segments_from_cuts
+from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
+from timelapse_d.config import AnalyzeConfig
+from timelapse_d.errors import DecodeError, MediaError
+from timelapse_d.media.decode import analysis_size, iter_frames
+from timelapse_d.media.probe import VideoProbe, probe_video
+from timelapse_d.records import (
+    VIDEO_STATUS_FAILED,
+    VIDEO_STATUS_OK,
+    SourceVideo,
+    clip_id_for,
+)
+
+STAGE = "analyze"
+
+
+def _video_row(video: SourceVideo, probe: VideoProbe | None, error: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "video_id": video.video_id,
+        "source": video.source,
+        "source_uri": video.source_uri,
+        "status": VIDEO_STATUS_OK if probe is not None else VIDEO_STATUS_FAILED,
+        "error": error,
+        "codec": None,
+        "width": None,
+        "height": None,
+        "fps": None,
+        "duration_s": None,
+        "num_frames": None,
+        "pix_fmt": None,
+        "rotation": None,
+        "variable_frame_rate": None,
+    }
+    if probe is not None:
+        facts = asdict(probe)
+        row.update({k: facts[k] for k in row if k in facts and k not in ("status", "error")})
+    return row
+
+
+def _time_at(times: list[float], index: int, fps: float) -> float:
+    """Seconds from the first frame to frame `index` (one frame past the last one allowed)."""
+    if index < len(times):
+        return times[index] - times[0]
+    return times[-1] - times[0] + (1.0 / fps if fps > 0 else 0.0)
+
+
+def _clip_rows(
+    video: SourceVideo,
+    probe: VideoProbe,
+    cut_result: Any,
+    motion: MotionAnalyzer,
+    times: list[float],
+    analysis_width: int,
+) -> list[dict[str, Any]]:
+    num_frames = len(times)
+    pairs = motion.pairs()
+    rows = []
+    for start, end in segments_from_cuts(cut_result.cuts, num_frames):
+        luma = cut_result.luma_mean[start:end]
+        row = {
+            "clip_id": clip_id_for(video.video_id, start, end),
+            "video_id": video.video_id,
+            "source_uri": video.source_uri,
+            "start_frame": start,
+            "end_frame": end,
+            "first_frame_time_s": times[0],
+            "start_time_s": times[start] - times[0],
+            "end_time_s": _time_at(times, end, probe.fps),
+            "fps": probe.fps,
+            "width": probe.width,
+            "height": probe.height,
+            "num_frames": end - start,
+            "mean_luma": float(luma.mean()) / 255.0,
+            "black_fraction": float(cut_result.black[start:end].mean()),
+            "flashes": sum(1 for f in cut_result.flashes if start <= f < end),
+        }
+        row.update(clip_motion_scores(pairs, start, end, analysis_width))
+        rows.append(row)
+    return rows
+
+
+def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
+    """Probe, decode once and measure; return {'video': row, 'clips': rows, 'stats': ...}."""
+    started = time.monotonic()
+    path = Path(video.path)
+    try:
+        probe = probe_video(path)
+    except MediaError as exc:
+        return {"video": _video_row(video, None, f"{exc.reason}: {exc}"), "clips": [], "stats": {}}
+    width, height = analysis_size(probe.width, probe.height, config.width)
+    cuts = CutDetector(config, probe.fps)
+    motion = MotionAnalyzer(MotionConfig(pair_stride=config.motion_pair_stride))
+    times: list[float] = []
+    error = None
+    try:
+        for frame in iter_frames(path, width=width, height=height):
+            cuts.update(frame.index, frame.image)
+            motion.update(frame.index, frame.image)
+            times.append(frame.time_s)
+    except DecodeError as exc:
+        if not times:
+            return {
+                "video": _video_row(video, None, f"{exc.reason}: {exc}"),
+                "clips": [],
+                "stats": {},
+            }
+        error = f"{exc.reason}: {exc} (kept the {len(times)} frames before the error)"
+    cut_result = cuts.finish()
+    row = _video_row(video, probe, error)
+    row["decoded_frames"] = len(times)
+    clips = _clip_rows(video, probe, cut_result, motion, times, width)
+    elapsed = time.monotonic() - started
+    stats = {
+        "decoded_frames": len(times),
+        "seconds": round(elapsed, 3),
+        "fps": round(len(times) / elapsed, 1) if elapsed > 0 else None,
+        "clips": len(clips),
+        "detector_cuts": cut_result.detector_cuts,
+        "flashes": cut_result.flashes,
+    }
+    return {"video": row, "clips": clips, "stats": stats}
