@@ -66,9 +66,11 @@ class FilterConfig:
     # Scene motion beyond tracking noise: a still image with grey noise up to sigma 3 gives 0,
     # the slowest real sky tiles 0.036e-3 or more.
     min_scene_motion: float = 0.02e-3
-    # Change of area-averaged frames (0-1): a still with noise sigma 2 gives 2.2e-3. `static`
-    # needs both scores low, so a still scene whose light changes is not static.
-    min_frame_change: float = 3.0e-3
+    # Change of the most-changing 1 % of area-averaged frames (0-1): stills, slideshows and
+    # black frames give at most 1 grey level (3.9e-3), the weakest synthetic swaying trees 3
+    # levels, real clips 5-14 levels. `static` needs both scores low, so a still scene whose
+    # light changes is not static.
+    min_frame_change: float = 2.4 / 255
 
 
 @dataclass

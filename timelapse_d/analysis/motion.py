@@ -256,15 +256,18 @@ class MotionAnalyzer:
 
 
 def _coarse_change(g0: np.ndarray, g1: np.ndarray) -> float:
-    """Mean absolute grey difference of the two frames area-averaged to CHANGE_WIDTH.
+    """How much the most-changing 1 % of the frame changes: the 99th percentile of the absolute
+    grey difference of the two frames area-averaged to CHANGE_WIDTH.
 
     Averaging removes sensor noise and film grain, which would otherwise make a still image
-    look like it changes, and makes the value independent of the analysis resolution.
+    look like it changes, and makes the value independent of the analysis resolution; the high
+    percentile lets a small moving region (a swaying tree in a still landscape) count, where a
+    frame mean would drown it.
     """
     height, width = g0.shape
     size = (CHANGE_WIDTH, max(1, round(height * CHANGE_WIDTH / width)))
     small = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (g0, g1)]
-    return float(cv2.mean(cv2.absdiff(*small))[0])
+    return float(np.percentile(cv2.absdiff(*small), 99))
 
 
 def clip_motion_scores(
