@@ -169,6 +169,16 @@ def test_rerun_does_no_work_and_threshold_change_redecides_without_decoding(
     rows = pq.read_table(synthetic_build / "manifest.parquet").to_pylist()
     assert all("too_short" in r["reject_reasons"] for r in rows if r["num_frames"] < 90)
     assert summary.clips_kept < sum(r["status"] == "kept" for r in manifest_before)
+    # An encoding setting re-encodes the kept clips, and only that: no video is analysed again.
+    encode_markers = sorted((synthetic_build / "run" / "encode").glob("*.done.json"))
+    encoded = {m: m.stat().st_mtime_ns for m in encode_markers}
+    build(resolve_config(source="synthetic", overrides={"encode.crf": 30}), synthetic_build)
+    assert {m: m.stat().st_mtime_ns for m in analyze_markers} == analyzed
+    assert all(m.stat().st_mtime_ns != encoded[m] for m in encode_markers)
+    smaller = pq.read_table(synthetic_build / "manifest.parquet").to_pylist()
+    assert sum(r["clip_bytes"] or 0 for r in smaller) < sum(
+        r["clip_bytes"] or 0 for r in manifest_before
+    )
     # ...and back: the original outputs again, still without decoding.
     build(resolve_config(source="synthetic"), synthetic_build)
     assert pq.read_table(synthetic_build / "manifest.parquet").to_pylist() == manifest_before

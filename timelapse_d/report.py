@@ -37,11 +37,13 @@ class Summary:
         for reason, count in sorted(self.video_errors.items()):
             lines.append(f"    failed {reason}: {count}")
         lines.append(
-            f"  clips: {self.clips_kept} kept ({self.hours_kept:.3f} h), "
-            f"{self.clips_rejected} rejected (of {self.hours_total:.3f} h analysed)"
+            f"  clips: {self.clips_kept} kept ({_duration(self.hours_kept)}), "
+            f"{self.clips_rejected} rejected (of {_duration(self.hours_total)} analysed)"
         )
+        if self.reject_reasons:
+            lines.append("    reasons (a clip may have several):")
         for reason, count in sorted(self.reject_reasons.items(), key=lambda kv: -kv[1]):
-            lines.append(f"    rejected for {reason}: {count}")
+            lines.append(f"      {reason}: {count}")
         lines.append(
             f"  shards: {self.shards} tars, {self.shard_bytes / 1e6:.1f} MB in {self.out}/shards"
         )
@@ -55,6 +57,12 @@ class Summary:
                 f"{stage}/): {', '.join(tasks[:5])}{' ...' if len(tasks) > 5 else ''}"
             )
         return "\n".join(lines)
+
+
+def _duration(hours: float) -> str:
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
 
 
 def _clip_hours(rows: list[dict]) -> float:
