@@ -36,7 +36,7 @@ CHANGE_WIDTH = 64  # frame change is measured on frames area-averaged to this wi
 class MotionConfig:
     """Measurement settings; lengths are fractions of the frame width unless said otherwise."""
 
-    pair_stride: int = 2  # measure (i, i+1) for every i % pair_stride == 0
+    pair_stride: int = 3  # measure (i, i+1) for every i % pair_stride == 0
     max_features: int = 160  # Shi-Tomasi corners per pair, spread over grid x grid cells
     grid: int = 4
     quality_level: float = 0.01  # corner strength relative to the strongest corner of its cell
@@ -134,30 +134,29 @@ class MotionAnalyzer:
         """Corners spread over a grid of cells, so every part of the frame has its say.
 
         Picking the strongest corners of the whole frame would let a bright star field or
-        textured clouds take them all and leave the (static) foreground unseen. Each cell keeps
-        its own strongest corners above an absolute floor, so flat cells add none.
+        textured clouds take them all and leave the (static) foreground unseen. Corners are the
+        local maxima of the minimum-eigenvalue map (Shi-Tomasi) at least ``min_distance`` apart;
+        each cell keeps its strongest ones, above an absolute floor (flat cells add none) and
+        above ``quality_level`` of the cell's best.
         """
         cfg = self.config
         height, width = g0.shape
-        per_cell = max(1, cfg.max_features // cfg.grid**2)
-        min_distance = max(1.0, cfg.min_distance * width)
         strength = cv2.cornerMinEigenVal(g0, 3)
-        found = []
-        for row in range(cfg.grid):
-            y0, y1 = height * row // cfg.grid, height * (row + 1) // cfg.grid
-            for col in range(cfg.grid):
-                x0, x1 = width * col // cfg.grid, width * (col + 1) // cfg.grid
-                cell = np.ascontiguousarray(g0[y0:y1, x0:x1])
-                points = cv2.goodFeaturesToTrack(cell, per_cell, cfg.quality_level, min_distance)
-                if points is not None:
-                    found.append(points.reshape(-1, 2) + np.float32([x0, y0]))
-        if not found:
+        radius = max(1, int(cfg.min_distance * width))
+        peaks = strength >= cv2.dilate(strength, np.ones((2 * radius + 1,) * 2, np.uint8))
+        rows, cols = np.nonzero(peaks & (strength >= cfg.min_corner_strength))
+        if rows.size == 0:
             return np.empty((0, 1, 2), np.float32)
-        points = np.concatenate(found)
-        cols = np.clip(points[:, 0].round().astype(int), 0, width - 1)
-        rows = np.clip(points[:, 1].round().astype(int), 0, height - 1)
-        points = points[strength[rows, cols] >= cfg.min_corner_strength]
-        return points.reshape(-1, 1, 2).astype(np.float32)
+        value = strength[rows, cols]
+        cell = (rows * cfg.grid // height) * cfg.grid + cols * cfg.grid // width
+        order = np.lexsort((-value, cell))
+        cell, value, rows, cols = cell[order], value[order], rows[order], cols[order]
+        first = np.searchsorted(cell, cell)  # index of each cell's strongest corner
+        rank = np.arange(cell.size) - first
+        per_cell = max(1, cfg.max_features // cfg.grid**2)
+        keep = (rank < per_cell) & (value >= cfg.quality_level * value[first])
+        points = np.stack([cols[keep], rows[keep]], axis=1).astype(np.float32)
+        return points.reshape(-1, 1, 2)
 
     def _tracks(self, g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Corners of ``g0`` and where they are in ``g1``, forward-backward consistent."""
