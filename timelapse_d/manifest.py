@@ -51,6 +51,10 @@ CLIP_SCHEMA = pa.schema(
         ("shard", pa.string()),
         ("encode_error", pa.string()),
         ("clip_bytes", pa.int64()),
+        ("crop_x", pa.int64()),
+        ("crop_y", pa.int64()),
+        ("crop_width", pa.int64()),
+        ("crop_height", pa.int64()),
     ]
 )
 
@@ -90,6 +94,11 @@ CLIP_COLUMNS = {
     "shard": "Tar holding the clip (`clips-NNNNNN.tar`), null when rejected.",
     "encode_error": "Why encoding failed, when it did (reason `unreadable`).",
     "clip_bytes": "Size of the encoded clip in its shard.",
+    "crop_x": "Left of the picture inside letterbox/pillarbox bars (source pixels), null without "
+    "bars; the encoded clip is cropped to it.",
+    "crop_y": "Top of the picture inside the bars, null without bars.",
+    "crop_width": "Width of the picture inside the bars, null without bars.",
+    "crop_height": "Height of the picture inside the bars, null without bars.",
     "first_frame_time_s": "Timestamp of the source's first decoded frame (seconds).",
     "start_time_s": "Clip start, seconds from the first frame.",
     "end_time_s": "Clip end, seconds from the first frame.",

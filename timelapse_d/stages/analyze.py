@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from timelapse_d.analysis.borders import BorderDetector
 from timelapse_d.analysis.cuts import CutDetector, segments_from_cuts
 from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
 from timelapse_d.config import AnalyzeConfig
@@ -27,6 +28,7 @@ from timelapse_d.records import (
 )
 
 STAGE = "analyze"
+CROP_FIELDS = ("x", "y", "width", "height")
 
 
 def _video_row(video: SourceVideo, probe: VideoProbe | None, error: str | None) -> dict[str, Any]:
@@ -64,6 +66,7 @@ def _clip_rows(
     probe: VideoProbe,
     cut_result: Any,
     motion: MotionAnalyzer,
+    borders: BorderDetector,
     times: list[float],
     analysis_width: int,
 ) -> list[dict[str, Any]]:
@@ -90,6 +93,8 @@ def _clip_rows(
             "flashes": sum(1 for f in cut_result.flashes if start <= f < end),
         }
         row.update(clip_motion_scores(pairs, start, end, analysis_width))
+        crop = borders.crop_for(start, end, probe.width, probe.height)
+        row.update({f"crop_{k}": (getattr(crop, k) if crop else None) for k in CROP_FIELDS})
         rows.append(row)
     return rows
 
@@ -105,12 +110,14 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     width, height = analysis_size(probe.width, probe.height, config.width)
     cuts = CutDetector(config, probe.fps)
     motion = MotionAnalyzer(MotionConfig(pair_stride=config.motion_pair_stride))
+    borders = BorderDetector()
     times: list[float] = []
     error = None
     try:
         for frame in iter_frames(path, width=width, height=height):
             cuts.update(frame.index, frame.image)
             motion.update(frame.index, frame.image)
+            borders.update(frame.index, frame.image)
             times.append(frame.time_s)
     except DecodeError as exc:
         if not times:
@@ -123,7 +130,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     cut_result = cuts.finish()
     row = _video_row(video, probe, error)
     row["decoded_frames"] = len(times)
-    clips = _clip_rows(video, probe, cut_result, motion, times, width)
+    clips = _clip_rows(video, probe, cut_result, motion, borders, times, width)
     elapsed = time.monotonic() - started
     stats = {
         "decoded_frames": len(times),

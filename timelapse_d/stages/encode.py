@@ -1,6 +1,7 @@
 """Stage `encode`: cut each kept clip out of its source with the ffmpeg CLI.
 
-H.264 (yuv420p, even dimensions, upright) with a fixed short GOP and no B-frames, so a reader can
+H.264 (yuv420p, even dimensions, upright, cropped to the picture inside any letterbox or
+pillarbox bars) with a fixed short GOP and no B-frames, so a reader can
 seek to any frame by decoding at most `gop` frames. The output is verified (frame count by
 demuxing, no decode) before it is renamed into place; a failure is an expected per-clip outcome
 recorded as reason `unreadable` with ffmpeg's message.
@@ -59,7 +60,12 @@ def ffmpeg_command(
     clip: dict[str, Any], source: Path, out: Path, config: EncodeConfig
 ) -> list[str]:
     """The ffmpeg call that cuts and encodes one clip."""
-    width, height = output_size(clip["width"], clip["height"], config.max_height)
+    crop = ""
+    width, height = clip["width"], clip["height"]
+    if clip.get("crop_width"):
+        width, height = clip["crop_width"], clip["crop_height"]
+        crop = f"crop={width}:{height}:{clip['crop_x']}:{clip['crop_y']},"
+    width, height = output_size(width, height, config.max_height)
     # Seek half a frame early so the start frame is the first one at or after the seek point.
     fps = clip["fps"] or 25.0
     seek = max(0.0, clip["start_time_s"] + clip["first_frame_time_s"] - 0.5 / fps)
@@ -68,7 +74,7 @@ def ffmpeg_command(
         *("-nostdin", "-hide_banner", "-loglevel", "error", "-y"),
         *("-ss", f"{seek:.6f}", "-i", str(source)),
         *("-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", str(clip["num_frames"])),
-        *("-vf", f"scale={width}:{height}:flags=area,setsar=1", "-pix_fmt", "yuv420p"),
+        *("-vf", f"{crop}scale={width}:{height}:flags=area,setsar=1", "-pix_fmt", "yuv420p"),
         *("-c:v", config.codec, "-preset", config.preset, "-crf", str(config.crf)),
         *("-g", str(config.gop), "-keyint_min", str(config.gop), "-sc_threshold", "0", "-bf", "0"),
         *("-fps_mode", "passthrough", "-movflags", "+faststart", "-f", "mp4", str(out)),
