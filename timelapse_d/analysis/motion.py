@@ -49,13 +49,24 @@ class MotionConfig:
     static_share: float = 0.15  # share of static tracks that makes the camera static
     rigid_share: float = 0.7  # share of tracks a moving camera model must explain
     min_tracks: int = 12  # fewer kept tracks make the pair invalid (black, flat frames)
+    # Duplicated frames (a 8 fps time-lapse exported at 24 fps repeats each frame 3 times) would
+    # make pairs of identical frames, so a pan would measure as no motion at all: a pair's
+    # second frame is the first one that differs from its predecessor, up to `max_gap` frames
+    # on. A step repeats the picture when it changes less than `repeat_ratio` of the largest
+    # step among the next `max_gap` and less than `max_repeat_change` grey levels (mean over the
+    # area-averaged frame; re-encoded duplicates of the sky tiles reach 0.8).
+    max_gap: int = 6
+    repeat_ratio: float = 0.25
+    max_repeat_change: float = 1.5
 
 
 @dataclass(frozen=True)
 class PairMeasurements:
-    """Columnar per-pair measurements; ``index`` is the first frame of the pair."""
+    """Columnar per-pair measurements: the pair is frames ``index`` and ``index + gap`` (gap > 1
+    only past duplicated frames); motion values are per frame, in analysis pixels."""
 
     index: np.ndarray
+    gap: np.ndarray
     tx: np.ndarray
     ty: np.ndarray
     zoom: np.ndarray
@@ -107,28 +118,44 @@ class MotionAnalyzer:
 
     def __init__(self, config: MotionConfig = MotionConfig()) -> None:  # noqa: B008
         self.config = config
-        self._prev: tuple[int, np.ndarray] | None = None
+        self._window: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, grey, thumbnail)
         self._rows: list[tuple[float, ...]] = []
 
     def update(self, index: int, frame_bgr: np.ndarray) -> None:
-        """Take frame ``index``; measures the pair ending here when its first frame was kept."""
-        stride = self.config.pair_stride
-        prev = self._prev
-        if index % stride != 0 and not (prev is not None and prev[0] == index - 1):
-            self._prev = None
+        """Take frame ``index``; a pair starts at every ``pair_stride``-th frame."""
+        if not self._window and index % self.config.pair_stride != 0:
             return
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-        if prev is not None and prev[0] == index - 1:
-            self._rows.append((prev[0], *self._measure(prev[1], gray)))
-        self._prev = (index, gray) if index % stride == 0 else None
+        self._window.append((index, gray, _thumbnail(gray)))
+        if len(self._window) > self.config.max_gap:
+            self._measure_first_pair()
 
     def pairs(self) -> PairMeasurements:
-        """All pairs measured so far, as columns."""
+        """All pairs, as columns; call after the last frame (it measures the pending ones)."""
+        while len(self._window) > 1:
+            self._measure_first_pair()
         table = np.array(self._rows, dtype=np.float64).reshape(-1, len(_COLUMNS))
         cols = dict(zip(_COLUMNS, table.T, strict=True))
-        cols["index"] = cols["index"].astype(np.int64)
+        for name in ("index", "gap"):
+            cols[name] = cols[name].astype(np.int64)
         cols["valid"] = cols["valid"].astype(bool)
         return PairMeasurements(**cols)
+
+    def _measure_first_pair(self) -> None:
+        """Measure the pair starting at the window's first frame; keep the next start on."""
+        (start, g0, t0), *later = self._window
+        end, g1, t1 = later[self._first_new(t0, [t for _, _, t in later])]
+        self._rows.append((start, end - start, *self._measure(g0, g1, t0, t1, end - start)))
+        next_start = -(-end // self.config.pair_stride) * self.config.pair_stride
+        self._window = [frame for frame in self._window if frame[0] >= next_start]
+
+    def _first_new(self, first: np.ndarray, later: list[np.ndarray]) -> int:
+        """Position in ``later`` of the first frame that is not a repeat of its predecessor."""
+        cfg = self.config
+        previous = [first, *later[:-1]]
+        steps = [float(cv2.absdiff(a, b).mean()) for a, b in zip(previous, later, strict=True)]
+        limit = min(cfg.repeat_ratio * max(steps), cfg.max_repeat_change)
+        return next((k for k, step in enumerate(steps) if step >= limit), 0)
 
     def _corners(self, g0: np.ndarray) -> np.ndarray:
         """Corners spread over a grid of cells, so every part of the frame has its say.
@@ -235,10 +262,15 @@ class MotionAnalyzer:
         explained = np.linalg.norm(_apply(model, a) - b, axis=1) < thr
         return float((still & ~explained).mean()) >= self.config.static_share / 2
 
-    def _measure(self, g0: np.ndarray, g1: np.ndarray) -> tuple[float, ...]:
-        """tx, ty, zoom, rotation, residual, change, inlier_ratio, valid of one pair."""
+    def _measure(
+        self, g0: np.ndarray, g1: np.ndarray, t0: np.ndarray, t1: np.ndarray, gap: int
+    ) -> tuple[float, ...]:
+        """tx, ty, zoom, rotation, residual (per frame over ``gap`` frames), change,
+        inlier_ratio, valid of one pair."""
         height, width = g0.shape
-        change = _coarse_change(g0, g1)
+        # How much the most-changing 1 % of the area-averaged frame changes: a small moving
+        # region (a swaying tree in a still landscape) counts, where a frame mean would drown it.
+        change = float(np.percentile(cv2.absdiff(t0, t1), 99))
         a, b = self._tracks(g0, g1)
         if len(a) < self.config.min_tracks:
             return 0.0, 0.0, 0.0, 0.0, 0.0, change, 0.0, 0.0
@@ -251,29 +283,23 @@ class MotionAnalyzer:
         rotation = math.atan2(model[1, 0], model[0, 0])
         explained = errors < thr
         residual = float(np.where(explained, 0.0, errors).mean())
-        return float(tx), float(ty), scale - 1.0, rotation, residual, change, explained.mean(), 1.0
+        per_frame = (tx / gap, ty / gap, scale ** (1 / gap) - 1.0, rotation / gap, residual / gap)
+        return *map(float, per_frame), change, float(explained.mean()), 1.0
 
 
-def _coarse_change(g0: np.ndarray, g1: np.ndarray) -> float:
-    """How much the most-changing 1 % of the frame changes: the 99th percentile of the absolute
-    grey difference of the two frames area-averaged to CHANGE_WIDTH.
-
-    Averaging removes sensor noise and film grain, which would otherwise make a still image
-    look like it changes, and makes the value independent of the analysis resolution; the high
-    percentile lets a small moving region (a swaying tree in a still landscape) count, where a
-    frame mean would drown it.
-    """
-    height, width = g0.shape
+def _thumbnail(gray: np.ndarray) -> np.ndarray:
+    """The frame area-averaged to CHANGE_WIDTH wide: sensor noise and film grain average out,
+    and the size no longer depends on the analysis resolution."""
+    height, width = gray.shape
     size = (CHANGE_WIDTH, max(1, round(height * CHANGE_WIDTH / width)))
-    small = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (g0, g1)]
-    return float(np.percentile(cv2.absdiff(*small), 99))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
 def clip_motion_scores(
     pairs: PairMeasurements, start: int, end: int, frame_width: int
 ) -> dict[str, float]:
     """Camera and scene motion scores of the clip [start, end), in frame widths per frame."""
-    inside = (pairs.index >= start) & (pairs.index + 1 < end) & pairs.valid
+    inside = (pairs.index >= start) & (pairs.index + pairs.gap < end) & pairs.valid
     p = pairs.select(inside)
     n = len(p)
     if n == 0:
