@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import av
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED_MEDIA, needs_shared_media
 
-from timelapse_d.analysis.motion import MotionAnalyzer, clip_motion_scores
+from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
 from timelapse_d.config import FilterConfig
 from timelapse_d.stages.filter import CAMERA_LIMITS
 
@@ -37,8 +41,10 @@ def _camera(scene: np.ndarray, k: int, width: int, tx=0.0, zoom=0.0, angle=0.0, 
     return cv2.resize(crop, (width, round(width * crop.shape[0] / crop.shape[1])))
 
 
-def _scores(frames: list[np.ndarray], start: int = 0, end: int | None = None) -> dict:
-    analyzer = MotionAnalyzer()
+def _scores(
+    frames: list[np.ndarray], start: int = 0, end: int | None = None, stride: int = 3
+) -> dict:
+    analyzer = MotionAnalyzer(MotionConfig(pair_stride=stride))
     for index, frame in enumerate(frames):
         analyzer.update(index, frame)
     return clip_motion_scores(analyzer.pairs(), start, end or len(frames), frames[0].shape[1])
@@ -106,3 +112,64 @@ def test_a_clip_uses_only_the_pairs_inside_it() -> None:
     frames = still + panning
     assert not _has_camera_motion(_scores(frames, 0, 20))
     assert _has_camera_motion(_scores(frames, 20, 40))
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_a_pan_with_each_frame_shown_three_times_is_still_a_pan(stride: int) -> None:
+    # A low-frame-rate time-lapse exported at a higher rate repeats its frames: pairs of two
+    # copies of the same picture must not make the pan look still.
+    frames = [_camera(SCENE, k // 3, 256, tx=8.0) for k in range(3 * FRAMES)]
+    scores = _scores(frames, stride=stride)
+    assert _has_camera_motion(scores), scores
+    assert scores["frame_change"] > LIMITS.min_frame_change
+
+
+def _decode(path: Path, width: int | None = 256) -> list[np.ndarray]:
+    """BGR frames of a real clip, scaled to `width` (aspect kept) or at their own size."""
+    with av.open(str(path)) as container:
+        frames = []
+        for frame in container.decode(video=0):
+            size = {}
+            if width:
+                size = {"width": width, "height": round(frame.height * width / frame.width / 2) * 2}
+            frames.append(frame.reformat(format="bgr24", **size).to_ndarray())
+    return frames
+
+
+@needs_shared_media
+@pytest.mark.parametrize(
+    ("name", "camera_moves"),
+    [
+        ("camera_motion/pan_153_105898.mp4", True),
+        ("camera_motion/static_meadow_yoga.mp4", False),
+        ("camera_motion/static_tree.avi", False),
+        ("timelapse/sunset-2024-06-22_timelapse.mp4", False),
+    ],
+)
+def test_real_clips(name: str, camera_moves: bool) -> None:
+    scores = _scores(_decode(SHARED_MEDIA / name))
+    assert _has_camera_motion(scores) == camera_moves, scores
+
+
+@needs_shared_media
+def test_real_cloud_frames_from_a_static_camera() -> None:
+    paths = sorted((SHARED_MEDIA / "timelapse" / "al_motion_frames").glob("*.jpg"))
+    frames = [
+        cv2.resize(cv2.imread(str(p)), (256, 144), interpolation=cv2.INTER_AREA) for p in paths
+    ]
+    scores = _scores(frames, stride=1)
+    assert not _has_camera_motion(scores), scores
+    assert scores["scene_motion"] > LIMITS.min_scene_motion
+
+
+@needs_shared_media
+def test_none_of_the_48_static_camera_sky_tiles_has_camera_motion() -> None:
+    grid = _decode(SHARED_MEDIA / "timelapse" / "sky_timelapse_grid8x6.mp4", width=None)
+    flagged = []
+    for row in range(6):
+        for col in range(8):
+            x, y = 2 + 130 * col, 2 + 130 * row
+            scores = _scores([frame[y : y + 128, x : x + 128] for frame in grid])
+            if _has_camera_motion(scores):
+                flagged.append(((row, col), scores))
+    assert not flagged

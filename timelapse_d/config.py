@@ -63,7 +63,8 @@ class FilterConfig:
     # Static cameras stay below 0.41e-3; a 3e-3 rad/frame roll must be caught.
     max_camera_rotation: float = 1.5e-3
     # RMS of the detrended translation: static cameras stay below 0.3e-3; 1 px (at 256 px)
-    # of random jitter gives 6e-3, the archive pan 3.3e-3.
+    # of random jitter gives 6e-3, the archive pan 1.4e-3 (median-based, so one bad pair
+    # does not read as shake).
     max_camera_shake: float = 1.2e-3
     # Scene motion beyond tracking noise: a still image with grey noise up to sigma 3 gives 0,
     # the slowest real sky tiles 0.036e-3 or more.
@@ -73,6 +74,11 @@ class FilterConfig:
     # levels, real clips 5-14 levels. `static` needs both scores low, so a still scene whose
     # light changes is not static.
     min_frame_change: float = 2.4 / 255
+    # Near-duplicates: a kept clip whose three keyframe hashes (64-bit difference hashes) differ
+    # from an earlier kept clip's (in clip-id order) by at most this many bits in all is a
+    # duplicate. A copy rescaled to 83% and re-encoded at crf 30 differs by 0-11 bits in all;
+    # unrelated frames by about 32 bits per hash (96 in all).
+    max_duplicate_bits: int = 18
 
 
 @dataclass

@@ -51,6 +51,7 @@ CLIP_SCHEMA = pa.schema(
         ("shard", pa.string()),
         ("encode_error", pa.string()),
         ("clip_bytes", pa.int64()),
+        ("duplicate_of", pa.string()),
         ("crop_x", pa.int64()),
         ("crop_y", pa.int64()),
         ("crop_width", pa.int64()),
@@ -94,6 +95,10 @@ CLIP_COLUMNS = {
     "shard": "Tar holding the clip (`clips-NNNNNN.tar`), null when rejected.",
     "encode_error": "Why encoding failed, when it did (reason `unreadable`).",
     "clip_bytes": "Size of the encoded clip in its shard.",
+    "duplicate_of": "For a `duplicate`, the kept clip it repeats.",
+    "dhash_q1": "64-bit difference hash (as int64) of the frame a quarter into the clip.",
+    "dhash_mid": "Difference hash of the middle frame.",
+    "dhash_q3": "Difference hash of the frame three quarters into the clip.",
     "crop_x": "Left of the picture inside letterbox/pillarbox bars (source pixels), null without "
     "bars; the encoded clip is cropped to it.",
     "crop_y": "Top of the picture inside the bars, null without bars.",
@@ -122,6 +127,9 @@ REJECT_REASONS = {
     "camera_motion": "Pan, tilt, zoom, rotation or shake above the `filter.max_camera_*` limits.",
     "static": "Scene motion below `filter.min_scene_motion` and frame change below "
     "`filter.min_frame_change`: a still photo, a slideshow frame, black frames.",
+    "duplicate": "Its keyframe hashes differ from an earlier kept clip's (`duplicate_of`) by at "
+    "most `filter.max_duplicate_bits` bits in all: the same footage in another file, size or "
+    "encoding.",
     "unreadable": "The clip could not be cut and encoded (`encode_error` says why).",
     "encode_failed": "The encode task crashed unexpectedly (traceback in run/failures/encode/).",
 }

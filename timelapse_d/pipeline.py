@@ -22,7 +22,7 @@ from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, read_json, write_json
 from timelapse_d.sources.local import find_videos
 from timelapse_d.stages import analyze, encode, shard
-from timelapse_d.stages.filter import decide
+from timelapse_d.stages.filter import decide_all
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -163,12 +163,15 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         LOG.info("build: %d source videos from %s", len(videos), config.source)
         results, video_keys = run_analyze(videos, config, run)
         video_rows = [results[v.video_id]["video"] for v in videos if v.video_id in results]
-        decided = [
-            decide(clip, config.filter)
-            for v in videos
-            if v.video_id in results
-            for clip in results[v.video_id]["clips"]
-        ]
+        decided = decide_all(
+            [
+                clip
+                for v in videos
+                if v.video_id in results
+                for clip in results[v.video_id]["clips"]
+            ],
+            config.filter,
+        )
         kept = [c for c in decided if c["status"] == CLIP_KEPT]
         paths = {v.video_id: v.path for v in videos}
         encoded = run_encode(kept, paths, video_keys, config, run)

@@ -14,6 +14,8 @@ VIDEO_STATUS_OK = "ok"
 VIDEO_STATUS_FAILED = "failed"
 CLIP_KEPT = "kept"
 CLIP_REJECTED = "rejected"
+# Manifest columns holding a clip's keyframe hashes (at 1/4, 1/2 and 3/4 of the clip).
+KEYFRAME_HASH_COLUMNS = ("dhash_q1", "dhash_mid", "dhash_q3")
 
 _SAFE = re.compile(r"[^a-z0-9]+")
 

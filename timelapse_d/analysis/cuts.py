@@ -36,6 +36,7 @@ class CutResult:
     flashes: list[int]
     luma_mean: np.ndarray
     black: np.ndarray = field(repr=False)
+    hashes: np.ndarray = field(repr=False)  # per-frame 64-bit difference hash (uint64)
 
 
 class CutDetector:
@@ -56,6 +57,7 @@ class CutDetector:
         self.flashes: list[int] = []
         self.luma: list[float] = []
         self.black: list[bool] = []
+        self.hashes: list[int] = []
         self.last_index = -1
 
     def update(self, index: int, frame_bgr: np.ndarray) -> None:
@@ -65,6 +67,7 @@ class CutDetector:
         self.luma.append(mean)
         self.black.append(mean < self.config.black_luma and float(thumb.std()) < BLACK_MAX_STD)
         self.thumbs.append((index, thumb))
+        self.hashes.append(difference_hash(thumb))
         self.last_index = index
         for cut in self.detector.process_frame(FrameTimecode(index, fps=self.fps), frame_bgr):
             self.detector_cuts.append(cut.frame_num)
@@ -110,7 +113,16 @@ class CutDetector:
             flashes=sorted(self.flashes),
             luma_mean=np.asarray(self.luma, dtype=np.float32),
             black=black,
+            hashes=np.asarray(self.hashes, dtype=np.uint64),
         )
+
+
+def difference_hash(thumb: np.ndarray) -> int:
+    """64-bit perceptual hash of a grey thumbnail: is each pixel of a 9x8 reduction brighter
+    than its left neighbour. Re-encoding, rescaling and small brightness changes keep it."""
+    small = cv2.resize(thumb, (9, 8), interpolation=cv2.INTER_AREA)
+    bits = np.packbits((small[:, 1:] > small[:, :-1]).ravel())
+    return int.from_bytes(bits.tobytes(), "big")
 
 
 def black_run_bounds(black: np.ndarray) -> list[int]:

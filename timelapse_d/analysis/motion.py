@@ -1,23 +1,25 @@
 """Camera and scene motion from the single decode pass.
 
-Per frame pair (i, i+1), every ``pair_stride``-th i: Shi-Tomasi corners of frame i are tracked
-into frame i+1 with pyramidal Lucas-Kanade and checked backwards. Two explanations of the tracks
-compete:
+A pair starts at every ``pair_stride``-th frame i; its second frame is i+1, or the first later
+frame that is not a copy of its predecessor (duplicated frames, see ``max_gap``), and values are
+divided by the gap, so they stay per frame. Shi-Tomasi corners of the first frame, spread over a
+grid, are tracked into the second with pyramidal Lucas-Kanade and checked backwards. The camera
+model is the first of these that holds:
 
-- *static camera*: tracks that barely move (within ``inlier_threshold``). If they are a fair share
-  of all tracks (``static_share``), the camera is static or nearly so, and the similarity fitted
-  to them (least squares) is the camera motion: it stays exact for slow pans and small jitter.
-  A fixed horizon under drifting clouds wins here, however much of the frame the clouds cover.
-- *moving camera*: the RANSAC similarity of all tracks. It is the camera motion only when it
-  explains most tracks (``rigid_share``): a pan moves the whole frame rigidly, while clouds, water
-  and trees deform, converge in perspective and change shape.
+1. one RANSAC similarity explains ``rigid_share`` of the tracks (pan, zoom, roll, shake, or a
+   static camera), unless many still tracks contradict it (water or sky moving over a fixed
+   scene);
+2. two rigid layers, one above the other, together explain ``rigid_share``: clouds drifting over
+   a landscape; the lower layer, the ground, carries the camera (still or moving);
+3. the least-squares similarity of the tracks that barely move (within ``inlier_threshold``),
+   when it stays within that threshold or explains ``rigid_share``: a fixed horizon under clouds
+   that cover most of the frame, and slow sub-threshold drift;
+4. otherwise no camera motion: a sky full of deforming clouds is scene motion, not a pan.
 
-When neither holds (a sky-only frame full of moving, deforming clouds) the camera counts as
-static and the motion as scene motion. Whatever the camera model does not explain is the
-*residual*: scene motion.
-
-Units: per-pair values are in pixels of the analysis frame; :func:`clip_motion_scores` divides
-by the frame width, so scores and thresholds do not depend on the analysis resolution.
+Whatever the camera model does not explain beyond ``inlier_threshold`` (tracking noise) is the
+*residual*: scene motion. Per-pair values are in pixels of the analysis frame;
+:func:`clip_motion_scores` divides by the frame width, so scores and thresholds do not depend on
+the analysis resolution.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ CHANGE_WIDTH = 64  # frame change is measured on frames area-averaged to this wi
 class MotionConfig:
     """Measurement settings; lengths are fractions of the frame width unless said otherwise."""
 
-    pair_stride: int = 3  # measure (i, i+1) for every i % pair_stride == 0
+    pair_stride: int = 3  # a pair starts at every frame i with i % pair_stride == 0
     max_features: int = 160  # Shi-Tomasi corners per pair, spread over grid x grid cells
     grid: int = 4
     quality_level: float = 0.01  # corner strength relative to the strongest corner of its cell
@@ -46,7 +48,7 @@ class MotionConfig:
     lk_levels: int = 3  # pyramid levels
     max_fb_error: float = 0.5 / REFERENCE_WIDTH  # forward-backward error of a kept track
     inlier_threshold: float = 0.25 / REFERENCE_WIDTH  # a track fits a model within this
-    static_share: float = 0.15  # share of static tracks that makes the camera static
+    static_share: float = 0.15  # share of tracks that makes a layer (half of it vetoes a model)
     rigid_share: float = 0.7  # share of tracks a moving camera model must explain
     min_tracks: int = 12  # fewer kept tracks make the pair invalid (black, flat frames)
     # Duplicated frames (a 8 fps time-lapse exported at 24 fps repeats each frame 3 times) would
@@ -321,11 +323,16 @@ def clip_motion_scores(
 
 
 def _shake(t: np.ndarray) -> float:
-    """Jitter: RMS of the translation after removing its running median (5 pairs)."""
+    """Jitter: robust RMS of the translation after removing its running median (5 pairs).
+
+    The median of the squared deviations, scaled by 1/ln 2 to equal the mean square for
+    Gaussian jitter, so one mis-measured pair (a bird, a flash) does not read as shake.
+    """
     if len(t) < 3:
         return 0.0
     k = min(5, len(t))
     padded = np.pad(t, ((k // 2, k // 2), (0, 0)), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=0)
     trend = np.median(windows, axis=-1)
-    return float(np.sqrt(((t - trend[: len(t)]) ** 2).sum(axis=1).mean()))
+    squares = ((t - trend[: len(t)]) ** 2).sum(axis=1)
+    return float(np.sqrt(np.median(squares) / math.log(2)))

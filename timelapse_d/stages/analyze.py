@@ -13,6 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from timelapse_d.analysis.borders import BorderDetector
 from timelapse_d.analysis.cuts import CutDetector, segments_from_cuts
 from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
@@ -21,6 +23,7 @@ from timelapse_d.errors import DecodeError, MediaError
 from timelapse_d.media.decode import analysis_size, iter_frames
 from timelapse_d.media.probe import VideoProbe, probe_video
 from timelapse_d.records import (
+    KEYFRAME_HASH_COLUMNS,
     VIDEO_STATUS_FAILED,
     VIDEO_STATUS_OK,
     SourceVideo,
@@ -61,6 +64,13 @@ def _time_at(times: list[float], index: int, fps: float) -> float:
     return times[-1] - times[0] + (1.0 / fps if fps > 0 else 0.0)
 
 
+def _keyframe_hashes(hashes: np.ndarray, start: int, end: int) -> dict[str, int]:
+    """Hashes of the frames at a quarter, half and three quarters of the clip, as int64."""
+    picks = [start + (end - start) * q // 4 for q in (1, 2, 3)]
+    signed = hashes[picks].view(np.int64)
+    return {name: int(value) for name, value in zip(KEYFRAME_HASH_COLUMNS, signed, strict=True)}
+
+
 def _clip_rows(
     video: SourceVideo,
     probe: VideoProbe,
@@ -93,6 +103,7 @@ def _clip_rows(
             "flashes": sum(1 for f in cut_result.flashes if start <= f < end),
         }
         row.update(clip_motion_scores(pairs, start, end, analysis_width))
+        row.update(_keyframe_hashes(cut_result.hashes, start, end))
         crop = borders.crop_for(start, end, probe.width, probe.height)
         row.update({f"crop_{k}": (getattr(crop, k) if crop else None) for k in CROP_FIELDS})
         rows.append(row)

@@ -169,15 +169,15 @@ def night_painter(layout: Layout, pole: tuple[float, float], scale: float) -> Pa
     return paint
 
 
-def ground_painter(layout: Layout, palette: Palette, scale: float, dark: bool = False) -> Painter:
-    """Hazy far hills above textured near ground (a silhouette at night)."""
+def ground_painter(layout: Layout, palette: Palette, scale: float) -> Painter:
+    """Hazy far hills above textured near ground."""
 
     def paint(box: Box, rng: np.random.Generator) -> np.ndarray:
         cols, rows = _grid(box)
         shape = (box[2], box[3])
         index = np.arange(layout.near.size, dtype=np.float32)
         near_row = np.interp(cols, index, layout.near)
-        far = lerp(palette.far, palette.sky_horizon, 0.0 if dark else 0.25)
+        far = lerp(palette.far, palette.sky_horizon, 0.25)
         depth = np.clip((rows - near_row) / (0.4 * max(layout.horizon, 1.0)), 0.0, 1.0)
         near = lerp(palette.near, np.float32(palette.near) * 1.25, depth)
         colour = np.where((rows < near_row)[..., None], far, near)

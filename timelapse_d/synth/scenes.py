@@ -17,6 +17,7 @@ from timelapse_d.synth.landscape import (
     TREE,
     WATER,
     Layout,
+    Painter,
     Palette,
     black_painter,
     ground_painter,
@@ -109,7 +110,7 @@ def _signed(rng: np.random.Generator, low: float, high: float) -> float:
 def _scene(
     spec: SceneSpec,
     labels: np.ndarray,
-    painters: dict,
+    painters: dict[int, Painter],
     motions: dict[int, Motion],
     cameras: np.ndarray | None = None,
     **extra: object,
@@ -118,7 +119,9 @@ def _scene(
     return Scene(labels, cameras, motions, painters, _gains(spec), **extra)
 
 
-def _day_painters(layout: Layout, spec: SceneSpec, scale: float, cover: float) -> dict:
+def _day_painters(
+    layout: Layout, spec: SceneSpec, scale: float, cover: float
+) -> dict[int, Painter]:
     palette = spec.palette
     return {
         SKY: sky_painter(layout, palette, scale, cover),
