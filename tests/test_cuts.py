@@ -26,7 +26,8 @@ def _scene(seed: int, frames: int, drift: float = 1.0) -> list[np.ndarray]:
 def _cuts(frames: list[np.ndarray]) -> list[int]:
     detector = CutDetector(AnalyzeConfig(), fps=25.0)
     for index, frame in enumerate(frames):
-        detector.update(index, np.clip(frame, 0, 255).astype(np.uint8))
+        image = np.clip(frame, 0, 255).astype(np.uint8)
+        detector.update(index, image, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     return detector.finish().cuts
 
 

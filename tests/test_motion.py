@@ -46,7 +46,7 @@ def _scores(
 ) -> dict:
     analyzer = MotionAnalyzer(MotionConfig(pair_stride=stride))
     for index, frame in enumerate(frames):
-        analyzer.update(index, frame)
+        analyzer.update(index, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
     return clip_motion_scores(analyzer.pairs(), start, end or len(frames), frames[0].shape[1])
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 BORDER_SAMPLE_EVERY = 5
@@ -31,16 +30,15 @@ class Crop:
 
 
 class BorderDetector:
-    """Feed frames (BGR, analysis size) in order; ask :meth:`crop_for` per clip at the end."""
+    """Feed frames (grey, analysis size) in order; ask :meth:`crop_for` per clip at the end."""
 
     def __init__(self) -> None:
         self._rows: list[tuple[int, int, int, int, int]] = []  # index, top, bottom, left, right
         self._shape: tuple[int, int] = (0, 0)
 
-    def update(self, index: int, frame_bgr: np.ndarray) -> None:
+    def update(self, index: int, gray: np.ndarray) -> None:
         if index % BORDER_SAMPLE_EVERY:
             return
-        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         self._shape = gray.shape
         dark_rows = gray.max(axis=1) < BAR_LUMA
         dark_cols = gray.max(axis=0) < BAR_LUMA

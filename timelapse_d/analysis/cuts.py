@@ -40,7 +40,7 @@ class CutResult:
 
 
 class CutDetector:
-    """Feed every frame (BGR, analysis size) in order, then call :meth:`finish`."""
+    """Feed every frame (BGR and its grey version, analysis size) in order, then :meth:`finish`."""
 
     def __init__(self, config: AnalyzeConfig, fps: float) -> None:
         self.config = config
@@ -60,8 +60,7 @@ class CutDetector:
         self.hashes: list[int] = []
         self.last_index = -1
 
-    def update(self, index: int, frame_bgr: np.ndarray) -> None:
-        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+    def update(self, index: int, frame_bgr: np.ndarray, gray: np.ndarray) -> None:
         thumb = cv2.resize(gray, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
         mean = float(thumb.mean())
         self.luma.append(mean)

@@ -123,11 +123,10 @@ class MotionAnalyzer:
         self._window: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, grey, thumbnail)
         self._rows: list[tuple[float, ...]] = []
 
-    def update(self, index: int, frame_bgr: np.ndarray) -> None:
-        """Take frame ``index``; a pair starts at every ``pair_stride``-th frame."""
+    def update(self, index: int, gray: np.ndarray) -> None:
+        """Take frame ``index`` (grey); a pair starts at every ``pair_stride``-th frame."""
         if not self._window and index % self.config.pair_stride != 0:
             return
-        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         self._window.append((index, gray, _thumbnail(gray)))
         if len(self._window) > self.config.max_gap:
             self._measure_first_pair()

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from timelapse_d.analysis.borders import BorderDetector
@@ -126,9 +127,10 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     error = None
     try:
         for frame in iter_frames(path, width=width, height=height):
-            cuts.update(frame.index, frame.image)
-            motion.update(frame.index, frame.image)
-            borders.update(frame.index, frame.image)
+            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)  # once, for every analyzer
+            cuts.update(frame.index, frame.image, gray)
+            motion.update(frame.index, gray)
+            borders.update(frame.index, gray)
             times.append(frame.time_s)
     except DecodeError as exc:
         if not times:
