@@ -103,8 +103,10 @@ def run_encode(
         for c in todo
     ]
     _collect_failures(run, encode.STAGE, run_tasks(tasks, config.workers, "encode"))
-    stats = run.done_stats(encode.STAGE)
-    return {c["clip_id"]: stats[c["clip_id"]] for c in clips if c["clip_id"] in stats}
+    outcomes = {
+        c["clip_id"]: run.done_stats(encode.STAGE, c["clip_id"], keys[c["clip_id"]]) for c in clips
+    }
+    return {clip_id: stats for clip_id, stats in outcomes.items() if stats is not None}
 
 
 def _collect_failures(run: RunDir, stage: str, results: Any) -> None:

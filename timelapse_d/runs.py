@@ -88,30 +88,22 @@ class RunDir:
     def marker(self, stage: str, task: str) -> Path:
         return self.stage_dir(stage) / f"{task}.done.json"
 
-    def is_done(self, stage: str, task: str, fingerprint: str) -> bool:
-        path = self.marker(stage, task)
-        if not path.exists():
-            return False
+    def done_stats(self, stage: str, task: str, fingerprint: str) -> dict[str, Any] | None:
+        """The stats of a task completed with this fingerprint; None when it is not."""
         try:
-            return read_json(path).get("fingerprint") == fingerprint
+            marker = read_json(self.marker(stage, task))
         except (OSError, ValueError):
-            return False
+            return None
+        return marker.get("stats", {}) if marker.get("fingerprint") == fingerprint else None
+
+    def is_done(self, stage: str, task: str, fingerprint: str) -> bool:
+        return self.done_stats(stage, task, fingerprint) is not None
 
     def mark_done(
         self, stage: str, task: str, fingerprint: str, stats: dict[str, Any] | None = None
     ) -> None:
         write_json(self.marker(stage, task), {"fingerprint": fingerprint, "stats": stats or {}})
         self.failure_path(stage, task).unlink(missing_ok=True)
-
-    def done_stats(self, stage: str) -> dict[str, dict[str, Any]]:
-        """Stats of every completed task of a stage, by task name."""
-        stats: dict[str, dict[str, Any]] = {}
-        for path in sorted(self.stage_dir(stage).glob("*.done.json")):
-            try:
-                stats[path.name.removesuffix(".done.json")] = read_json(path).get("stats", {})
-            except (OSError, ValueError):
-                continue
-        return stats
 
     def failure_path(self, stage: str, task: str) -> Path:
         return self.root / "failures" / stage / f"{task}.txt"
