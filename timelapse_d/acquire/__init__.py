@@ -1,0 +1,1 @@
+"""Acquisition: search remote catalogues and download source videos, rate-limited and resumable."""
