@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from timelapse_d.errors import DecodeError, MediaError, ProbeError
-from timelapse_d.media.decode import Frame, analysis_size, iter_frames
+from timelapse_d.media.decode import Frame, analysis_size, iter_frames, prefetched
 from timelapse_d.media.probe import probe_video
 
 SHARED_CUTS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "media" / "cuts").resolve()
@@ -240,6 +241,27 @@ def test_concealed_corruption_in_the_middle_does_not_stop_decoding(media) -> Non
     assert error is None
     assert len(frames) >= mf.TRUNCATED_FRAMES - 5
     assert [f.index for f in frames] == list(range(len(frames)))
+
+
+def test_prefetched_decode_gives_the_same_frames_then_the_same_error(media) -> None:
+    path = media(mf.truncated_mp4)
+    direct, direct_error = decode_all(path, width=64, height=48)
+    ahead: list[Frame] = []
+    with pytest.raises(DecodeError) as caught:
+        for frame in prefetched(iter_frames(path, width=64, height=48), depth=2):
+            ahead.append(frame)
+    assert direct_error is not None and caught.value.reason == direct_error.reason
+    assert [f.index for f in ahead] == [f.index for f in direct]
+    for got, want in zip(ahead, direct, strict=True):
+        np.testing.assert_array_equal(got.image, want.image)
+
+
+def test_closing_a_prefetched_decode_stops_its_thread(good) -> None:
+    before = {t.name for t in threading.enumerate()}
+    frames = prefetched(iter_frames(good, width=64, height=48), depth=1)
+    assert next(frames).index == 0
+    frames.close()
+    assert "tld-decode" not in {t.name for t in threading.enumerate()} - before
 
 
 def test_stopping_early_closes_cleanly(good) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from conftest import SHARED_MEDIA, needs_shared_media
 
-from timelapse_d.config import AnalyzeConfig, resolve_config
+from timelapse_d.config import AnalyzeConfig, FilterConfig, resolve_config
 from timelapse_d.pipeline import build
 from timelapse_d.sources.local import find_videos
 from timelapse_d.stages.analyze import analyze_video
+from timelapse_d.stages.filter import reject_reasons
 
 pytestmark = [needs_shared_media, pytest.mark.slow]
 
@@ -73,4 +75,43 @@ def test_real_static_camera_clips_are_not_rejected_for_camera_motion(
     assert clips
     assert all("camera_motion" not in c["reject_reasons"] for c in clips), [
         (c["clip_id"], c["reject_reasons"]) for c in clips
+    ]
+
+
+QUALITY_REASONS = {"slideshow", "blurry", "too_dark", "blown_out"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pan_153_105898.mp4",
+        "static_meadow_yoga.mp4",
+        "static_tree.avi",
+        "sunset-2024-06-22_timelapse.mp4",
+    ],
+)
+def test_real_footage_is_not_rejected_for_quality(camera_build: dict, name: str) -> None:
+    flagged = [
+        (c["clip_id"], c["reject_reasons"])
+        for c in camera_build[name]
+        if QUALITY_REASONS & set(c["reject_reasons"])
+    ]
+    assert not flagged
+
+
+def test_defocused_real_clip_is_blurry(tmp_path: Path) -> None:
+    """The tripod meadow blurred by a Gaussian of 3 px at the 256 px analysis width."""
+    source = SHARED_MEDIA / "camera_motion" / "static_meadow_yoga.mp4"
+    blurred = tmp_path / "defocused.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(source), "-vf", "gblur=sigma=24",
+         "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(blurred)],
+        check=True,
+    )  # fmt: skip
+    sharp = analyze_video(find_videos(source)[0], AnalyzeConfig())["clips"]
+    soft = analyze_video(find_videos(blurred)[0], AnalyzeConfig())["clips"]
+    config = FilterConfig()
+    assert all(c["sharpness"] > config.min_sharpness for c in sharp)
+    assert soft and all("blurry" in reject_reasons(c, config) for c in soft), [
+        c["sharpness"] for c in soft
     ]

@@ -13,7 +13,7 @@ from timelapse_d.synth import load_truth, write_corpus
 
 SIZE = {"width": 256, "height": 144}
 KINDS = {"clouds", "water", "trees", "stars", "sky_and_water", "flash", "pan", "zoom", "shake",
-         "still", "slideshow", "black", "fade"}  # fmt: skip
+         "still", "slideshow", "black", "fade", "photo_steps"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

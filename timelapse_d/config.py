@@ -79,6 +79,19 @@ class FilterConfig:
     # duplicate. A copy rescaled to 83% and re-encoded at crf 30 differs by 0-11 bits in all;
     # unrelated frames by about 32 bits per hash (96 in all).
     max_duplicate_bits: int = 18
+    # Held photos: real time-lapses (sunset, sky tiles, meadow, tree, the nature reel) show no
+    # isolated jumps at all; frames duplicated by a frame-rate change (8 fps at 24) hold each
+    # picture 0.125 s. Two or more stills held 0.3 s or longer are a slideshow.
+    min_still_s: float = 0.3
+    # Sharpness (0-1): real footage measures 0.48 (upscaled 128 px sky tiles) to 0.82. Sources
+    # defocused by a Gaussian of 3 px (as seen at 256 px wide) give 0.28-0.33, of 4 px
+    # 0.23-0.29, of 2 px 0.36-0.42 (meadow, sunset, nature reel).
+    min_sharpness: float = 0.35
+    # Highlight luma (0-1): night skies with stars measure 0.25-0.30, the darkest real sky tile
+    # 0.58; fades and black frames below 0.09. 0.08: nothing brighter than 20 grey levels.
+    min_highlight_luma: float = 0.08
+    # Clipped white share: real clips reach 0.13 (a bright sky behind a tree).
+    max_clipped_white: float = 0.5
 
 
 @dataclass

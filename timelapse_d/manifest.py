@@ -119,6 +119,13 @@ CLIP_COLUMNS = {
     "frame_change": "Frame difference of the most-changing 1% of the frame (99th percentile, "
     "frames area-averaged to 64 px wide), median over pairs, 0-1.",
     "motion_pairs": "Frame pairs measured for the motion scores.",
+    "sharpness": "1 - no-reference blur estimate (share of local contrast a further blur would "
+    "remove), median over every 4th frame at the analysis size, 0-1; null when too flat to judge.",
+    "highlight_luma": "Luma below which 99.5% of pixels lie, median over every 4th frame, 0-1.",
+    "clipped_white": "Share of pixels at luma 250 or more, median over every 4th frame.",
+    "stills": "Held pictures the clip is made of (isolated jumps over a still background + 1); "
+    "0 for continuous footage.",
+    "mean_still_s": "Clip duration divided by `stills` (seconds); 0 when `stills` is 0.",
 }
 
 REJECT_REASONS = {
@@ -126,7 +133,13 @@ REJECT_REASONS = {
     "too_short": "Fewer than `filter.min_frames` frames.",
     "camera_motion": "Pan, tilt, zoom, rotation or shake above the `filter.max_camera_*` limits.",
     "static": "Scene motion below `filter.min_scene_motion` and frame change below "
-    "`filter.min_frame_change`: a still photo, a slideshow frame, black frames.",
+    "`filter.min_frame_change`: a still photo, a held slideshow photo, black frames.",
+    "slideshow": "Made of at least two held pictures (`stills`), each held `filter.min_still_s` "
+    "or longer on average: photos shown a few per second, not continuous footage.",
+    "blurry": "`sharpness` below `filter.min_sharpness`: defocused, smeared or upscaled.",
+    "too_dark": "`highlight_luma` below `filter.min_highlight_luma`: almost nothing in the frame "
+    "is brighter than near-black (a night sky with stars, moon or aurora stays above it).",
+    "blown_out": "`clipped_white` above `filter.max_clipped_white`: the picture is burnt white.",
     "duplicate": "Its keyframe hashes differ from an earlier kept clip's (`duplicate_of`) by at "
     "most `filter.max_duplicate_bits` bits in all: the same footage in another file, size or "
     "encoding.",

@@ -127,7 +127,7 @@ class MotionAnalyzer:
         """Take frame ``index`` (grey); a pair starts at every ``pair_stride``-th frame."""
         if not self._window and index % self.config.pair_stride != 0:
             return
-        self._window.append((index, gray, _thumbnail(gray)))
+        self._window.append((index, gray, change_thumbnail(gray)))
         if len(self._window) > self.config.max_gap:
             self._measure_first_pair()
 
@@ -288,7 +288,7 @@ class MotionAnalyzer:
         return *map(float, per_frame), change, float(explained.mean()), 1.0
 
 
-def _thumbnail(gray: np.ndarray) -> np.ndarray:
+def change_thumbnail(gray: np.ndarray) -> np.ndarray:
     """The frame area-averaged to CHANGE_WIDTH wide: sensor noise and film grain average out,
     and the size no longer depends on the analysis resolution."""
     height, width = gray.shape

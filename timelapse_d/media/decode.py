@@ -13,6 +13,8 @@ decoding alone runs at 550-580 fps.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,56 @@ def iter_frames(
             count += 1
         decoded_s = last_s - first_s + 1 / rate if count else 0.0
         _raise_if_incomplete(path, container, stream, decoder, count, decoded_s)
+
+
+_DONE = object()
+
+
+def prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+    """Run `frames` in a background thread, at most `depth` frames ahead of the consumer.
+
+    FFmpeg decoding and swscale release the GIL, so the next frames decode and scale while the
+    caller analyses the current one. Exceptions (a DecodeError after the last good frame) are
+    re-raised in the caller in order; closing the returned generator stops the thread.
+    """
+    ready: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not offer(frame):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="tld-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _PacketDecoder:

@@ -19,9 +19,10 @@ import numpy as np
 from timelapse_d.analysis.borders import BorderDetector
 from timelapse_d.analysis.cuts import CutDetector, segments_from_cuts
 from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
+from timelapse_d.analysis.quality import QualityAnalyzer
 from timelapse_d.config import AnalyzeConfig
 from timelapse_d.errors import DecodeError, MediaError
-from timelapse_d.media.decode import analysis_size, iter_frames
+from timelapse_d.media.decode import analysis_size, iter_frames, prefetched
 from timelapse_d.media.probe import VideoProbe, probe_video
 from timelapse_d.records import (
     KEYFRAME_HASH_COLUMNS,
@@ -78,6 +79,7 @@ def _clip_rows(
     cut_result: Any,
     motion: MotionAnalyzer,
     borders: BorderDetector,
+    quality: QualityAnalyzer,
     times: list[float],
     analysis_width: int,
 ) -> list[dict[str, Any]]:
@@ -104,6 +106,7 @@ def _clip_rows(
             "flashes": sum(1 for f in cut_result.flashes if start <= f < end),
         }
         row.update(clip_motion_scores(pairs, start, end, analysis_width))
+        row.update(quality.clip_scores(start, end))
         row.update(_keyframe_hashes(cut_result.hashes, start, end))
         crop = borders.crop_for(start, end, probe.width, probe.height)
         row.update({f"crop_{k}": (getattr(crop, k) if crop else None) for k in CROP_FIELDS})
@@ -123,14 +126,16 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     cuts = CutDetector(config, probe.fps)
     motion = MotionAnalyzer(MotionConfig(pair_stride=config.motion_pair_stride))
     borders = BorderDetector()
+    quality = QualityAnalyzer(probe.fps)
     times: list[float] = []
     error = None
     try:
-        for frame in iter_frames(path, width=width, height=height):
+        for frame in prefetched(iter_frames(path, width=width, height=height)):
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)  # once, for every analyzer
             cuts.update(frame.index, frame.image, gray)
             motion.update(frame.index, gray)
             borders.update(frame.index, gray)
+            quality.update(frame.index, gray)
             times.append(frame.time_s)
     except DecodeError as exc:
         if not times:
@@ -143,7 +148,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     cut_result = cuts.finish()
     row = _video_row(video, probe, error)
     row["decoded_frames"] = len(times)
-    clips = _clip_rows(video, probe, cut_result, motion, borders, times, width)
+    clips = _clip_rows(video, probe, cut_result, motion, borders, quality, times, width)
     elapsed = time.monotonic() - started
     stats = {
         "decoded_frames": len(times),

@@ -38,7 +38,20 @@ def reject_reasons(clip: dict[str, Any], config: FilterConfig) -> list[str]:
         and clip["frame_change"] < config.min_frame_change
     ):
         reasons.append("static")
+    if clip["stills"] >= 2 and clip["mean_still_s"] >= config.min_still_s:
+        reasons.append("slideshow")
+    if _below(clip["sharpness"], config.min_sharpness):
+        reasons.append("blurry")
+    if _below(clip["highlight_luma"], config.min_highlight_luma):
+        reasons.append("too_dark")
+    if _below(config.max_clipped_white, clip["clipped_white"]):
+        reasons.append("blown_out")
     return reasons
+
+
+def _below(value: float | None, limit: float | None) -> bool:
+    """`value < limit`, False when either is unknown (a score that could not be measured)."""
+    return value is not None and limit is not None and value < limit
 
 
 def decide(clip: dict[str, Any], config: FilterConfig) -> dict[str, Any]:

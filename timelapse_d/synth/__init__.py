@@ -24,16 +24,18 @@ Frame ``start + k`` of a segment shows, at pixel p, region r's texture at
 world. See :mod:`timelapse_d.synth.motion`. :func:`load_truth` gives a :class:`Truth` whose
 ``flow(t)`` is FGLA's backward flow, ``frame[t+1](p) ~= frame[t](p + flow[t](p))``, (H, W, 2)
 float32 (dx, dy) in pixels, exact up to interpolation and region borders; it raises ValueError
-when t and t+1 are not in the same segment (``has_flow(t)`` tells). ``regions(t)`` is the
-(H, W) uint8 label map of frame t (it moves with the camera). Brightness changes (ramps, fades,
-flashes) do not change the flow.
+when t and t+1 are not in the same segment of continuous footage (``has_flow(t)`` tells).
+``regions(t)`` is the (H, W) uint8 label map of frame t (it moves with the camera). Brightness
+changes (ramps, fades, flashes) do not change the flow.
 
 Kinds: positives (kept, static camera) ``clouds``, ``water``, ``trees``, ``stars``,
 ``sky_and_water`` (sky and water drift in opposite directions) and ``flash`` (clouds with one
 white frame mid-segment); negatives ``pan``, ``zoom``, ``shake`` (camera_motion), ``still``,
 ``slideshow`` (each held photo is a segment), ``black`` and ``fade`` (the black frames between a
 fade-out and a fade-in; no fade frame is darker than 15 % of normal, so the segment is exactly
-the black frames) (static). Speeds are given for 384-pixel-wide frames and scale with the width.
+the black frames) (static, too_dark); ``photo_steps`` (a cloud time-lapse shown as photos
+held 10-14 frames each, too alike to cut: slideshow; it has no per-frame flow). Speeds are given
+for 384-pixel-wide frames and scale with the width.
 """
 
 from timelapse_d.synth.corpus import write_corpus

@@ -22,7 +22,7 @@ PLAYLIST = (
     "clouds", "water", "still", "trees", "black", "stars",
     "sky_and_water", "pan", "clouds+ramp", "shake",
     "flash", "slideshow", "water", "fade", "trees",
-    "stars", "zoom", "sky_and_water", "clouds",
+    "stars", "zoom", "sky_and_water", "photo_steps", "clouds",
 )  # fmt: skip
 NEEDS_NEIGHBOURS = frozenset({"black", "fade"})
 LENGTHS = {  # frames (low, high inclusive) per kind; positives use the default
@@ -30,6 +30,7 @@ LENGTHS = {  # frames (low, high inclusive) per kind; positives use the default
     "zoom": (60, 72),
     "shake": (60, 72),
     "still": (60, 72),
+    "photo_steps": (84, 96),
     "slideshow": (20, 25),
     "black": (15, 25),
     "fade": (5, 7),
@@ -107,6 +108,7 @@ def _segment(spec: SceneSpec, scene: Scene, start: int) -> SegmentTruth:
         motions={REGION_NAMES[k]: motion_to_dict(m) for k, m in sorted(scene.motions.items())},
         flash_frames=[start + k for k in scene.flashes],
         gains=[round(float(g), 4) for g in scene.gains],
+        hold=scene.hold,
     )
 
 

@@ -25,6 +25,7 @@ class Scene:
     gains: np.ndarray  # (n,) global brightness factor per frame
     flashes: tuple[int, ...] = ()  # local indices of single white frames
     noise: float = 0.0  # std of per-frame sensor noise (grey levels)
+    hold: int = 1  # each rendered picture is shown this many frames (a photo slideshow)
 
     @property
     def num_frames(self) -> int:
@@ -88,9 +89,10 @@ def _rows(alpha: np.ndarray) -> tuple[int, int]:
 
 
 def _static_camera_frames(
-    layers: list[_Layer], n: int, shape: tuple[int, int]
+    layers: list[_Layer], n: int, shape: tuple[int, int], hold: int = 1
 ) -> Iterator[np.ndarray]:
-    """Frames of a static camera: still regions once, moving ones in their rows only."""
+    """Frames of a static camera: still regions once, moving ones in their rows only; the
+    scene advances every `hold` frames."""
     h, w = shape
     x = np.arange(w, dtype=np.float32)[None, :]
     y = np.arange(h, dtype=np.float32)[:, None]
@@ -102,7 +104,8 @@ def _static_camera_frames(
     for k in range(n):
         frame = base.copy()
         for layer, r0, r1 in bands:
-            frame[r0:r1] += layer.alpha[r0:r1, :, None] * _texture(layer, k, x, y[r0:r1])
+            time = k - k % hold
+            frame[r0:r1] += layer.alpha[r0:r1, :, None] * _texture(layer, time, x, y[r0:r1])
         yield frame
 
 
@@ -124,7 +127,7 @@ def render(scene: Scene, shape: tuple[int, int], rng: np.random.Generator) -> It
     layers = _layers(scene, shape, rng)
     static = scene.labels.shape == shape and all(is_identity(c) for c in scene.cameras)
     if static:
-        frames = _static_camera_frames(layers, scene.num_frames, shape)
+        frames = _static_camera_frames(layers, scene.num_frames, shape, scene.hold)
     else:
         frames = _moving_camera_frames(layers, scene.cameras, shape)
     for k, frame in enumerate(frames):

@@ -43,6 +43,7 @@ REFERENCE_WIDTH = 384.0
 RAMP_END_GAIN = 0.55  # a brightness ramp dims the segment from 1 to this
 FADE_MIN_GAIN = 0.15  # darkest fade frame: no fade frame is darker than 10 % of normal
 STILL_NOISE = 0.8  # grey levels of per-frame noise on held photos
+PHOTO_STEP_HOLD = (10, 14)  # frames each photo of a photo sequence is held (0.4-0.56 s)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ KINDS: dict[str, KindInfo] = {
     "shake": KindInfo(None, "shake", ("camera_motion",)),
     "still": KindInfo(None, "static", ("static",)),
     "slideshow": KindInfo(None, "static", ("static",)),
-    "black": KindInfo(None, "static", ("static",)),
-    "fade": KindInfo(None, "static", ("static",)),
+    "photo_steps": KindInfo(None, "static", ("slideshow",)),
+    "black": KindInfo(None, "static", ("static", "too_dark")),
+    "fade": KindInfo(None, "static", ("static", "too_dark")),
 }
 
 
@@ -153,6 +155,14 @@ def _clouds(spec: SceneSpec, shape: tuple[int, int], rng: np.random.Generator) -
     flashes = (spec.length // 2,) if spec.kind == "flash" else ()
     motions = {SKY: Drift(_signed(rng, 0.9, 1.8) * s)}
     return _scene(spec, layout.labels, painters, motions, flashes=flashes)
+
+
+def _photo_steps(spec: SceneSpec, shape: tuple[int, int], rng: np.random.Generator) -> Scene:
+    """A cloud time-lapse shot as photos and shown a couple of photos per second: each held
+    for 10-14 frames, the clouds jump between them (too little change for a cut)."""
+    scene = _clouds(spec, shape, rng)
+    scene.hold = int(rng.integers(PHOTO_STEP_HOLD[0], PHOTO_STEP_HOLD[1] + 1))
+    return scene
 
 
 def _water(spec: SceneSpec, shape: tuple[int, int], rng: np.random.Generator) -> Scene:
@@ -272,6 +282,7 @@ BUILDERS: dict[str, Callable[[SceneSpec, tuple[int, int], np.random.Generator], 
     "shake": _shake,
     "still": _photo,
     "slideshow": _photo,
+    "photo_steps": _photo_steps,
     "black": _black,
     "fade": _black,
 }

@@ -38,6 +38,7 @@ class SegmentTruth:
     motions: dict[str, dict[str, Any]] = field(default_factory=dict)
     flash_frames: list[int] = field(default_factory=list)
     gains: list[float] = field(default_factory=list)
+    hold: int = 1  # each rendered picture is shown this many frames (a photo slideshow)
 
 
 @dataclass
@@ -60,8 +61,12 @@ class Truth:
         return bisect.bisect_right([s.start for s in self.segments], t) - 1
 
     def has_flow(self, t: int) -> bool:
-        """True when frames `t` and `t + 1` exist and are in the same segment."""
-        return 0 <= t < self.num_frames - 1 and t + 1 < self.segments[self.segment_index(t)].end
+        """True when frames `t` and `t + 1` exist and are in the same segment of continuous
+        footage (a slideshow's held pictures have no per-frame flow)."""
+        if not 0 <= t < self.num_frames - 1:
+            return False
+        segment = self.segments[self.segment_index(t)]
+        return t + 1 < segment.end and segment.hold == 1
 
     def flow(self, t: int) -> np.ndarray:
         """Backward flow from frame `t` to `t + 1`: (H, W, 2) float32 (dx, dy) in pixels.
