@@ -1,0 +1,285 @@
+"""FlowNet 2.0 in plain PyTorch: checkpoint layout, custom ops, strict loading, forward pass."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from timelapse_d.checkpoints import CheckpointError, state_dict_shapes  # noqa: E402
+from timelapse_d.flow.flownet2 import (  # noqa: E402
+    PARAMETER_COUNT,
+    FlowNet2,
+    estimate_flow,
+    flownet2_shapes,
+    load_flownet2,
+)
+from timelapse_d.flow.ops import channel_norm, correlation, resample2d  # noqa: E402
+
+REFERENCE_KEYS = (
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "flownet2_state_dict_keys.txt"
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> FlowNet2:
+    """One random-weight FlowNet2 for the module (building it takes seconds)."""
+    torch.manual_seed(0)
+    return FlowNet2().eval()
+
+
+@pytest.fixture(scope="module")
+def meta_model() -> FlowNet2:
+    """FlowNet2 with shapes but no storage: instant, for layout and argument checks."""
+    with torch.device("meta"):
+        return FlowNet2()
+
+
+def _reference_shapes() -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for line in REFERENCE_KEYS.read_text().splitlines():
+        match = re.fullmatch(r"\s+(\S+) \(([\d, ]*)\)", line)
+        if match:
+            shapes[match[1]] = tuple(int(v) for v in match[2].split(",") if v.strip())
+    return shapes
+
+
+@pytest.mark.skipif(not REFERENCE_KEYS.is_file(), reason="../shared/reference is absent")
+def test_state_dict_matches_nvidia_checkpoint(meta_model: FlowNet2) -> None:
+    reference = _reference_shapes()
+    assert len(reference) == 220
+    assert state_dict_shapes(meta_model) == reference
+    assert flownet2_shapes() == reference
+    assert sum(p.numel() for p in meta_model.parameters()) == PARAMETER_COUNT == 162_518_834
+
+
+# --- correlation -------------------------------------------------------------------------------
+
+
+def _slow_correlation(
+    f1: torch.Tensor, f2: torch.Tensor, md: int, stride2: int, pad: int, kernel: int
+) -> np.ndarray:
+    """The correlation layer's definition, one output value at a time, in float64."""
+    p1 = np.pad(f1.double().numpy(), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    p2 = np.pad(f2.double().numpy(), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c, h, w = f1.shape
+    kr, radius = kernel // 2, md // stride2
+    d = 2 * radius + 1
+    out = np.zeros((n, d * d, h + 2 * pad - 2 * (md + kr), w + 2 * pad - 2 * (md + kr)))
+    for b in range(n):
+        for y in range(out.shape[2]):
+            for x in range(out.shape[3]):
+                y1, x1 = y + md + kr, x + md + kr
+                for i in range(d):
+                    for j in range(d):
+                        dy, dx = (i - radius) * stride2, (j - radius) * stride2
+                        total = 0.0
+                        for ky in range(-kr, kr + 1):
+                            for kx in range(-kr, kr + 1):
+                                a = p1[b, :, y1 + ky, x1 + kx]
+                                total += a @ p2[b, :, y1 + dy + ky, x1 + dx + kx]
+                        out[b, i * d + j, y, x] = total / (c * kernel * kernel)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("md", "stride2", "pad", "kernel"),
+    [(4, 2, 4, 1), (3, 1, 2, 1), (3, 2, 3, 1), (2, 2, 3, 3)],
+    ids=["flownetc-like", "pad-below-displacement", "displacement-not-stride-multiple", "kernel3"],
+)
+def test_correlation_matches_direct_computation(md: int, stride2: int, pad: int, kernel: int):
+    gen = torch.Generator().manual_seed(md * 10 + pad)
+    f1 = torch.randn(2, 5, 6, 7, generator=gen)
+    f2 = torch.randn(2, 5, 6, 7, generator=gen)
+    expected = _slow_correlation(f1, f2, md, stride2, pad, kernel)
+    got = correlation(f1, f2, md, stride2, pad, kernel)
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+
+
+def test_correlation_peaks_at_the_true_displacement() -> None:
+    f1 = torch.randn(1, 64, 12, 14, generator=torch.Generator().manual_seed(1))
+    f2 = torch.zeros_like(f1)
+    f2[:, :, 2:, :-4] = f1[:, :, :-2, 4:]  # f2(p + (dy, dx)) = f1(p) for (dy, dx) = (2, -4)
+    corr = correlation(f1, f2, max_displacement=4, stride2=2, pad=4)
+    assert corr.shape == (1, 25, 12, 14)
+    channel = (2 // 2 + 2) * 5 + (-4 // 2 + 2)  # displacement index (row 3, column 0) of 5x5
+    assert (corr[0, :, 2:10, 4:12].argmax(dim=0) == channel).all()
+
+
+def test_correlation_flownetc_settings_and_half_precision() -> None:
+    f1 = torch.randn(2, 8, 5, 6)
+    corr = correlation(f1, f1.flip(0))
+    assert corr.shape == (2, 441, 5, 6)
+    for dtype in (torch.float16, torch.bfloat16):
+        low = correlation(f1.to(dtype), f1.flip(0).to(dtype))
+        assert low.dtype == dtype
+        torch.testing.assert_close(low.float(), corr, atol=0.05, rtol=0.05)
+
+
+# --- resample2d and channel_norm ---------------------------------------------------------------
+
+
+def _constant_flow(u: float, v: float, h: int, w: int) -> torch.Tensor:
+    return torch.tensor([u, v]).view(1, 2, 1, 1).expand(1, 2, h, w)
+
+
+def test_resample2d_integer_shift_with_border_clamping() -> None:
+    image = torch.randn(1, 3, 5, 6)
+    warped = resample2d(image, _constant_flow(1, 2, 5, 6))
+    for y in range(5):
+        for x in range(6):
+            source = image[0, :, min(y + 2, 4), min(x + 1, 5)]
+            torch.testing.assert_close(warped[0, :, y, x], source)
+    far_left = resample2d(image, _constant_flow(-10, 0, 5, 6))
+    torch.testing.assert_close(far_left, image[:, :, :, :1].expand(1, 3, 5, 6))
+
+
+def test_resample2d_bilinear_and_per_pixel_flow() -> None:
+    image = torch.arange(20.0).view(1, 1, 4, 5)  # value = 5 y + x
+    flow = torch.zeros(1, 2, 4, 5)
+    flow[0, :, 1, 2] = torch.tensor([0.25, 1.5])  # sample (x, y) = (2.25, 2.5)
+    warped = resample2d(image, flow)
+    assert warped[0, 0, 1, 2].item() == pytest.approx(5 * 2.5 + 2.25)
+    elsewhere = torch.ones(1, 1, 4, 5, dtype=torch.bool)
+    elsewhere[0, 0, 1, 2] = False
+    torch.testing.assert_close(warped[elsewhere], image[elsewhere])
+    low = resample2d(image.bfloat16(), torch.zeros(1, 2, 4, 5, dtype=torch.bfloat16))
+    assert low.dtype == torch.bfloat16
+
+
+def test_channel_norm_is_l2_over_channels() -> None:
+    x = torch.randn(2, 5, 3, 4)
+    norm = channel_norm(x)
+    assert norm.shape == (2, 1, 3, 4)
+    torch.testing.assert_close(norm, torch.linalg.norm(x, dim=1, keepdim=True))
+    torch.testing.assert_close(norm[1, 0, 2, 3], x[1, :, 2, 3].pow(2).sum().sqrt())
+
+
+# --- strict loading ----------------------------------------------------------------------------
+
+
+def _random_state(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Random weights of the given shapes, all views of one buffer (a small file once saved)."""
+    base = torch.randn(max(int(np.prod(s)) for s in shapes.values()))
+    return {key: base[: int(np.prod(s))].view(s) for key, s in shapes.items()}
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["nvidia-dict", "bare-state-dict"])
+def test_checkpoint_round_trips_strictly(tmp_path: Path, wrapped: bool) -> None:
+    state = _random_state(flownet2_shapes())
+    path = tmp_path / "FlowNet2_checkpoint.pth.tar"
+    if wrapped:  # NVIDIA's layout and legacy serialization, with numpy metadata
+        payload = {"arch": "FlowNet2", "epoch": 0, "best_EPE": np.float64(1.5), "state_dict": state}
+        torch.save(payload, path, _use_new_zipfile_serialization=False)
+    else:
+        torch.save(state, path)
+    loaded = load_flownet2(path, "cpu")
+    assert isinstance(loaded, FlowNet2) and not loaded.training
+    for key, tensor in loaded.state_dict().items():
+        assert tensor.device.type == "cpu" and tensor.dtype == torch.float32
+        torch.testing.assert_close(tensor, state[key], rtol=0, atol=0)
+
+
+def test_checkpoint_with_renamed_key_is_refused(tmp_path: Path) -> None:
+    state = _random_state(flownet2_shapes())
+    state["flownetc.conv_redirect.0.weight"] = state.pop("flownetc.conv_redir.0.weight")
+    path = tmp_path / "renamed.pth"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=r"renamed\.pth.*'flownetc\.conv_redir\.0\.weight'"):
+        load_flownet2(path, "cpu")
+
+
+def test_checkpoint_with_changed_shape_is_refused(tmp_path: Path) -> None:
+    shapes = flownet2_shapes()
+    shapes["flownets_d.predict_flow2.weight"] = (2, 63, 3, 3)
+    path = tmp_path / "reshaped.pth"
+    torch.save(_random_state(shapes), path)
+    expected = r"reshaped\.pth.*'flownets_d\.predict_flow2\.weight'"
+    with pytest.raises(CheckpointError, match=expected):
+        load_flownet2(path, "cpu")
+
+
+def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nowhere.pth: checkpoint not found"):
+        load_flownet2(tmp_path / "nowhere.pth", "cpu")
+
+
+# --- forward pass ------------------------------------------------------------------------------
+
+
+def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.slow
+def test_forward_at_any_size_gives_float32_flow_at_input_size(model: FlowNet2) -> None:
+    flow = estimate_flow(model, _frames(1, 100, 150, 0), _frames(1, 100, 150, 1))
+    assert flow.shape == (1, 2, 100, 150) and flow.dtype == np.float32
+    assert np.isfinite(flow).all()
+
+
+class _ConstantFlow(torch.nn.Module):
+    """Stands in for FlowNet2: one pixel of flow in u and v, at the (padded) size it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, im1: torch.Tensor, im2: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(tuple(im1.shape[-2:]))
+        return torch.ones(im1.shape[0], 2, *im1.shape[-2:])
+
+
+def test_estimate_flow_resizes_to_multiples_of_64_and_scales_back() -> None:
+    stub = _ConstantFlow()
+    flow = estimate_flow(stub, _frames(2, 100, 150, 0), _frames(2, 100, 150, 1))
+    assert stub.sizes == [(128, 192)]
+    assert flow.shape == (2, 2, 100, 150)
+    np.testing.assert_allclose(flow[:, 0], 150 / 192, rtol=1e-6)
+    np.testing.assert_allclose(flow[:, 1], 100 / 128, rtol=1e-6)
+    flow = estimate_flow(stub, _frames(1, 64, 128, 0), _frames(1, 64, 128, 1))
+    assert stub.sizes[-1] == (64, 128) and np.all(flow == 1)
+
+
+def test_bad_inputs_are_refused(meta_model: FlowNet2) -> None:
+    frames = torch.zeros(1, 3, 100, 150, device="meta")
+    with pytest.raises(ValueError, match="multiples of 64"):
+        meta_model(frames, frames)
+    with pytest.raises(ValueError, match="uint8"):
+        estimate_flow(meta_model, _frames(1, 8, 8, 0).astype(np.float32), _frames(1, 8, 8, 1))
+    with pytest.raises(ValueError, match="equal"):
+        estimate_flow(meta_model, _frames(1, 8, 8, 0), _frames(1, 8, 9, 1))
+
+
+@pytest.mark.slow
+def test_forward_runs_in_bfloat16_autocast(model: FlowNet2) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        flow = estimate_flow(model, _frames(1, 64, 64, 0), _frames(1, 64, 64, 1))
+    assert flow.shape == (1, 2, 64, 64) and flow.dtype == np.float32
+    assert np.isfinite(flow).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_correlation_and_half_precision_forward(model: FlowNet2) -> None:
+    f1, f2 = torch.randn(2, 256, 32, 40), torch.randn(2, 256, 32, 40)
+    expected = correlation(f1, f2)
+    torch.testing.assert_close(correlation(f1.cuda(), f2.cuda()).cpu(), expected)
+    half = correlation(f1.cuda().half(), f2.cuda().half())
+    torch.testing.assert_close(half.float().cpu(), expected, atol=0.02, rtol=0.02)
+    im1, im2 = _frames(2, 200, 300, 0), _frames(2, 200, 300, 1)
+    cuda_model = model.cuda()
+    try:
+        full = estimate_flow(cuda_model, im1, im2)
+        with torch.autocast("cuda", dtype=torch.float16):
+            half_flow = estimate_flow(cuda_model, im1, im2)
+    finally:
+        model.cpu()
+    assert half_flow.shape == full.shape == (2, 2, 200, 300)
+    np.testing.assert_allclose(half_flow, full, atol=0.05 * (np.abs(full).max() + 1))
