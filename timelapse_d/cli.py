@@ -114,6 +114,62 @@ def status(out: Path) -> None:
 
 
 @cli.command()
+@click.argument("field", type=click.Choice(["frames", "flow", "masks"]))
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--backend",
+    help="frames: decode; flow: dis (CPU default, no weights), flownet2, raft, truth "
+    "(synthetic builds); masks: hrnet (default), truth.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path, exists=True),
+    help="Checkpoint file (flow) or folder with both HRNetV2 files (masks); "
+    "default: installed by `tld weights`.",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--batch", type=int, default=16, show_default=True, help="Pairs or frames per call.")
+@click.option(
+    "--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True
+)
+@click.option("--stride", type=int, default=4, show_default=True, help="Sample every Nth frame.")
+@click.option("--size", type=int, default=256, show_default=True, help="Square frame size.")
+@click.option("--classes", is_flag=True, help="masks: also store the 150 ADE20K class map.")
+def precompute(
+    field: str,
+    out: Path,
+    backend: str | None,
+    weights: Path | None,
+    device: str,
+    batch: int,
+    precision: str,
+    stride: int,
+    size: int,
+    classes: bool,
+) -> None:
+    """Write frames, flow or mask shards aligned with the clip shards of OUT/shards.
+
+    Resumable: finished shards are skipped; a shard is written, checked, then renamed.
+    """
+    from timelapse_d.precompute.sampling import Sampling
+    from timelapse_d.precompute.stage import PrecomputeOptions
+    from timelapse_d.precompute.stage import precompute as run_precompute
+
+    options = PrecomputeOptions(
+        field="mask" if field == "masks" else field,
+        backend=backend,
+        sampling=Sampling(stride=stride, size=size),
+        device=device,
+        batch=batch,
+        precision=precision,
+        weights=str(weights) if weights else None,
+        classes=classes,
+    )
+    for line in run_precompute(out, options).lines():
+        click.echo(line)
+
+
+@cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""
     from timelapse_d.manifest import schema_markdown

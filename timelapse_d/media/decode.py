@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -30,6 +31,7 @@ from av.video.stream import VideoStream
 from timelapse_d.errors import DecodeError
 from timelapse_d.media.probe import index_past_end, open_video, quarter_turns, stream_duration_s
 
+T = TypeVar("T")
 PIX_FMTS = ("bgr24", "rgb24", "gray")
 _INTERPOLATION = "FAST_BILINEAR"
 _MISSING_TOLERANCE_S = 1.0  # decoded time may fall short of the declared duration by this
@@ -97,12 +99,13 @@ def iter_frames(
 _DONE = object()
 
 
-def prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
-    """Run `frames` in a background thread, at most `depth` frames ahead of the consumer.
+def prefetched(frames: Iterator[T], depth: int = 8) -> Iterator[T]:
+    """Run `frames` in a background thread, at most `depth` items ahead of the consumer.
 
     FFmpeg decoding and swscale release the GIL, so the next frames decode and scale while the
-    caller analyses the current one. Exceptions (a DecodeError after the last good frame) are
-    re-raised in the caller in order; closing the returned generator stops the thread.
+    caller analyses the current one (any iterator of decoded items works the same way).
+    Exceptions (a DecodeError after the last good frame) are re-raised in the caller in order;
+    closing the returned generator stops the thread.
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

@@ -175,20 +175,21 @@ def backward_flow(
     motions: dict[int, Motion],
     k: int,
     shape: tuple[int, int],
+    step: int = 1,
 ) -> np.ndarray:
-    """Exact backward flow from local frame `k` to `k + 1`: (H, W, 2) float32, pixels."""
+    """Exact backward flow from local frame `k` to `k + step`: (H, W, 2) float32, pixels."""
     h, w = shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    wx, wy = apply_affine(cameras[k + 1], x, y)
+    wx, wy = apply_affine(cameras[k + step], x, y)
     back = cv2.invertAffineTransform(cameras[k])
-    region = warp_labels(labels, cameras[k + 1], shape)
+    region = warp_labels(labels, cameras[k + step], shape)
     flow = np.zeros((h, w, 2), np.float32)
     for label in np.unique(region):
         sel = region == label
         u, v = wx[sel], wy[sel]
         motion = motions.get(int(label))
         if motion is not None:
-            u, v = motion.inverse(k, *motion.forward(k + 1, u, v))
+            u, v = motion.inverse(k, *motion.forward(k + step, u, v))
         px, py = apply_affine(back, u, v)
         flow[sel, 0] = px - x[sel]
         flow[sel, 1] = py - y[sel]

@@ -68,18 +68,21 @@ class Truth:
         segment = self.segments[self.segment_index(t)]
         return t + 1 < segment.end and segment.hold == 1
 
-    def flow(self, t: int) -> np.ndarray:
-        """Backward flow from frame `t` to `t + 1`: (H, W, 2) float32 (dx, dy) in pixels.
+    def flow(self, t: int, step: int = 1) -> np.ndarray:
+        """Backward flow from frame `t` to `t + step`: (H, W, 2) float32 (dx, dy) in pixels,
+        ``frame[t + step](p) ~= frame[t](p + flow(p))``.
 
-        Raises ValueError when `t + 1` is past a cut or the last frame (see :meth:`has_flow`).
+        Raises ValueError unless every frame from `t` to `t + step` has flow (:meth:`has_flow`).
         """
-        if not self.has_flow(t):
-            raise ValueError(f"no flow for frames {t} -> {t + 1}: not in one segment")
+        if step < 1 or not (self.has_flow(t) and self.has_flow(t + step - 1)):
+            raise ValueError(f"no flow for frames {t} -> {t + step}: not in one segment")
         i = self.segment_index(t)
+        if self.segment_index(t + step - 1) != i:
+            raise ValueError(f"no flow for frames {t} -> {t + step}: not in one segment")
         segment = self.segments[i]
         motions = _motions(segment.motions)
         k = t - segment.start
-        return backward_flow(self.world_labels[i], self.cameras[i], motions, k, self._shape)
+        return backward_flow(self.world_labels[i], self.cameras[i], motions, k, self._shape, step)
 
     def regions(self, t: int) -> np.ndarray:
         """Region labels of frame `t`: (H, W) uint8, 0 ground, 1 sky, 2 water, 3 tree."""

@@ -1,0 +1,1 @@
+"""Precompute training fields (frames, flow, masks) as shards aligned with the clip shards."""

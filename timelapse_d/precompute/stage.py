@@ -1,0 +1,252 @@
+"""`tld precompute frames|flow|masks OUT`: one field shard per clip shard, resumable per shard.
+
+Each clip is decoded once per field (in a background thread, ahead of the model), sampled by
+:func:`timelapse_d.precompute.sampling.sample_clip`, and its field sample computed; a finished
+shard is written to a temporary name, read back and checked (keys, order, digests), renamed,
+and marked done with a fingerprint of the settings and of its clip shard. A re-run skips every
+shard whose marker matches, so a killed run resumes at the shard it was writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timelapse_d.config import ConfigError, fingerprint
+from timelapse_d.media.decode import prefetched
+from timelapse_d.precompute.batching import AdaptiveBatch
+from timelapse_d.precompute.fields import (
+    CLIPS,
+    FIELDS,
+    encode_flow,
+    encode_frames,
+    encode_masks,
+    field_shard,
+    iter_samples,
+    write_field_shard,
+)
+from timelapse_d.precompute.sampling import Sampling, sample_clip
+from timelapse_d.runs import RunDir
+
+LOG = logging.getLogger("timelapse_d")
+BACKENDS = {
+    "frames": ("decode",),
+    "flow": ("dis", "flownet2", "raft", "truth"),
+    "mask": ("hrnet", "truth"),
+}
+DEFAULT_BACKEND = {"frames": "decode", "flow": "dis", "mask": "hrnet"}
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class PrecomputeOptions:
+    """What to compute and how (every field except `batch` and `device` is in the fingerprint)."""
+
+    field: str
+    backend: str | None = None  # None: the field's default
+    sampling: Sampling = Sampling()
+    device: str = "cpu"
+    batch: int = 16  # frame pairs (flow) or frames (masks) per model call
+    precision: str = "fp32"
+    weights: str | None = None  # a checkpoint file (flow) or a folder of both (masks)
+    classes: bool = False  # masks: also store the 150-class map
+
+    def resolved(self) -> PrecomputeOptions:
+        """The options with the default backend filled in; ConfigError when invalid."""
+        if self.field not in FIELDS:
+            raise ConfigError(f"unknown field {self.field!r}; choose from {', '.join(FIELDS)}")
+        backend = self.backend or DEFAULT_BACKEND[self.field]
+        allowed = BACKENDS[self.field]
+        if backend not in allowed:
+            raise ConfigError(
+                f"backend {backend!r} cannot compute {self.field}; choose from {', '.join(allowed)}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.batch < 1:
+            raise ConfigError("--batch must be at least 1")
+        return dataclasses.replace(self, backend=backend)
+
+    def key_settings(self) -> dict[str, Any]:
+        settings = dataclasses.asdict(self)
+        for volatile in ("batch", "device"):
+            settings.pop(volatile)
+        return settings
+
+
+@dataclass
+class PrecomputeReport:
+    """What a precompute run did, for the summary line."""
+
+    field: str
+    backend: str
+    shards_done: int = 0
+    shards_skipped: int = 0
+    clips: int = 0
+    seconds: float = 0.0
+    bytes_written: int = 0
+
+    def lines(self) -> list[str]:
+        rate = f", {self.clips / self.seconds:.1f} clips/s" if self.seconds > 0 else ""
+        per_clip = self.bytes_written / self.clips / 1024 if self.clips else 0.0
+        return [
+            f"precompute {self.field} ({self.backend}): {self.shards_done} shards written, "
+            f"{self.shards_skipped} already done",
+            f"  clips: {self.clips} in {self.seconds:.1f} s{rate}; {per_clip:.0f} KB per clip",
+        ]
+
+
+ComputeFn = Callable[[dict[str, Any], list[int], np.ndarray], dict[str, bytes]]
+
+
+def precompute(out: Path, options: PrecomputeOptions) -> PrecomputeReport:
+    """Write the field shards of every clip shard under OUT/shards that is not done yet."""
+    options = options.resolved()
+    assert options.backend is not None
+    clip_shards = sorted((out / "shards").glob(f"{CLIPS}-*.tar"))
+    if not clip_shards:
+        raise ConfigError(f"no clip shards in {out / 'shards'}: run `tld build` first")
+    run = RunDir(out)
+    report = PrecomputeReport(options.field, options.backend)
+    stage = f"precompute_{options.field}"
+    with run.exclusive():
+        _remove_orphans(out / "shards", options.field, clip_shards)
+        compute: ComputeFn | None = None
+        for clip_shard in clip_shards:
+            stat = clip_shard.stat()
+            identity = [stat.st_size, stat.st_mtime_ns]
+            key = fingerprint(options.key_settings(), clip_shard.name, identity)
+            target = field_shard(clip_shard, options.field)
+            if target.is_file() and run.is_done(stage, clip_shard.stem, key):
+                report.shards_skipped += 1
+                continue
+            compute = compute or _compute_fn(out, options)
+            started = time.monotonic()
+            clips = _write_shard(clip_shard, target, options, compute)
+            elapsed = time.monotonic() - started
+            stats = {"clips": clips, "seconds": round(elapsed, 3), "bytes": target.stat().st_size}
+            run.mark_done(stage, clip_shard.stem, key, stats)
+            report.shards_done += 1
+            report.clips += clips
+            report.seconds += elapsed
+            report.bytes_written += stats["bytes"]
+            LOG.info("%s: %s, %d clips in %.1f s", stage, target.name, clips, elapsed)
+    return report
+
+
+def _write_shard(
+    clip_shard: Path, target: Path, options: PrecomputeOptions, compute: ComputeFn
+) -> int:
+    samples, keys = [], []
+    for key, row, indices, frames in prefetched(_sampled_clips(clip_shard, options.sampling), 4):
+        samples.append({"__key__": key, **compute(row, indices, frames)})
+        keys.append(key)
+    write_field_shard(target, samples, keys)
+    return len(keys)
+
+
+def _sampled_clips(
+    clip_shard: Path, sampling: Sampling
+) -> Iterator[tuple[str, dict[str, Any], list[int], np.ndarray]]:
+    for key, members in iter_samples(clip_shard):
+        row = json.loads(members["json"])
+        indices, frames = sample_clip(members["mp4"], sampling)
+        yield key, row, indices, frames
+
+
+def _meta(options: PrecomputeOptions, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "backend": options.backend,
+        "stride": options.sampling.stride,
+        "size": options.sampling.size,
+        "clip_frames": row.get("num_frames"),
+    }
+
+
+def _compute_fn(out: Path, options: PrecomputeOptions) -> ComputeFn:
+    """The per-clip computation of the chosen field and backend (loads any model once)."""
+    if options.field == "frames":
+        return lambda row, indices, frames: encode_frames(indices, frames, _meta(options, row))
+    if options.backend == "truth":
+        from timelapse_d.precompute.truth import SyntheticTruth
+
+        truth = SyntheticTruth(out)
+        size = options.sampling.size
+        if options.field == "flow":
+            return lambda row, indices, frames: encode_flow(
+                truth.flow(row, indices, size), {**_meta(options, row), "direction": "backward"}
+            )
+        return lambda row, indices, frames: encode_masks(
+            truth.masks(row, indices, size), _meta(options, row)
+        )
+    batcher = AdaptiveBatch(options.batch)
+    if options.field == "flow":
+        from timelapse_d.flow.backends import make_flow_backend
+
+        flow_backend = make_flow_backend(
+            options.backend,
+            device=options.device,
+            weights=Path(options.weights) if options.weights else None,
+            precision=options.precision,
+        )
+
+        def flow(row: dict[str, Any], indices: list[int], frames: np.ndarray) -> dict[str, bytes]:
+            pairs = len(frames) - 1
+            result = batcher.map(
+                lambda s: flow_backend.backward_flow(
+                    frames[s.start : s.stop], frames[s.start + 1 : s.stop + 1]
+                ),
+                pairs,
+            )
+            result = result.reshape(pairs, 2, *frames.shape[1:3])
+            return encode_flow(result, {**_meta(options, row), "direction": "backward"})
+
+        return flow
+    return _hrnet_masks(options, batcher)
+
+
+def _hrnet_masks(options: PrecomputeOptions, batcher: AdaptiveBatch) -> ComputeFn:
+    import torch
+
+    from timelapse_d.segment.groups import class_map_to_groups
+    from timelapse_d.segment.hrnet import DECODER_FILE, ENCODER_FILE, load_segmenter, segment
+    from timelapse_d.weights import require
+
+    folder = Path(options.weights) if options.weights else None
+    encoder = require("hrnetv2_encoder", path=folder / ENCODER_FILE if folder else None)
+    decoder = require("hrnetv2_decoder", path=folder / DECODER_FILE if folder else None)
+    model = load_segmenter(encoder, decoder, options.device)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(options.precision)
+    device_type = torch.device(options.device).type
+
+    def classes_of(frames: np.ndarray) -> np.ndarray:
+        autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with autocast:
+            return segment(model, frames)
+
+    def masks(row: dict[str, Any], indices: list[int], frames: np.ndarray) -> dict[str, bytes]:
+        classes = batcher.map(lambda s: classes_of(frames[s]), len(frames))
+        return encode_masks(
+            class_map_to_groups(classes),
+            _meta(options, row),
+            classes if options.classes else None,
+        )
+
+    return masks
+
+
+def _remove_orphans(shard_dir: Path, field: str, clip_shards: list[Path]) -> None:
+    """Field shards left from an earlier build with more clip shards."""
+    wanted = {field_shard(path, field).name for path in clip_shards}
+    for stale in shard_dir.glob(f"{field}-*.tar"):
+        if stale.name not in wanted:
+            stale.unlink()
