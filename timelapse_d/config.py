@@ -103,6 +103,10 @@ class EncodeConfig:
     crf: int = 18
     gop: int = 12  # frames between keyframes: a random FGLA pair costs at most 12 decoded frames
     max_height: int = 1080  # larger sources are scaled down, aspect kept
+    # Copy the source's coded frames instead of re-encoding when nothing would change them:
+    # an H.264 4:2:0 upright source without B-frames, a clip that starts on a keyframe and
+    # has one at least every `gop` frames, no crop and no scaling.
+    stream_copy: bool = True
 
 
 @dataclass

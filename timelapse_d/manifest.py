@@ -51,6 +51,7 @@ CLIP_SCHEMA = pa.schema(
         ("shard", pa.string()),
         ("encode_error", pa.string()),
         ("clip_bytes", pa.int64()),
+        ("stream_copied", pa.bool_()),
         ("duplicate_of", pa.string()),
         ("crop_x", pa.int64()),
         ("crop_y", pa.int64()),
@@ -95,6 +96,11 @@ CLIP_COLUMNS = {
     "shard": "Tar holding the clip (`clips-NNNNNN.tar`), null when rejected.",
     "encode_error": "Why encoding failed, when it did (reason `unreadable`).",
     "clip_bytes": "Size of the encoded clip in its shard.",
+    "stream_copied": "True when the clip's coded frames were copied from the source (see "
+    "`stream_copyable`), false when it was re-encoded.",
+    "stream_copyable": "The source is H.264 4:2:0, upright, without B-frames, and the clip starts "
+    "on a keyframe: it can be copied when it also needs no crop or scaling.",
+    "max_keyframe_gap": "Longest run of source frames in the clip without a keyframe.",
     "duplicate_of": "For a `duplicate`, the kept clip it repeats.",
     "dhash_q1": "64-bit difference hash (as int64) of the frame a quarter into the clip.",
     "dhash_mid": "Difference hash of the middle frame.",

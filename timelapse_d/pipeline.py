@@ -76,9 +76,7 @@ def _encode_task(
 ) -> dict[str, Any]:
     out = run.stage_dir(encode.STAGE) / f"{clip['clip_id']}.mp4"
     try:
-        outcome: dict[str, Any] = {
-            "clip_bytes": encode.encode_clip(clip, Path(source), out, config.encode)
-        }
+        outcome: dict[str, Any] = encode.encode_clip(clip, Path(source), out, config.encode)
     except encode.EncodeError as exc:
         out.unlink(missing_ok=True)
         outcome = {"encode_error": str(exc)}
@@ -129,7 +127,11 @@ def _apply_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) ->
             "reject_reasons": ["unreadable"],
             "encode_error": outcome["encode_error"],
         }
-    return {**clip, "clip_bytes": outcome["clip_bytes"]}
+    return {
+        **clip,
+        "clip_bytes": outcome["clip_bytes"],
+        "stream_copied": outcome.get("stream_copied", False),
+    }
 
 
 def run_shard(

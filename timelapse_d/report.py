@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from timelapse_d.manifest import read_rows
-from timelapse_d.runs import RunDir
+from timelapse_d.runs import RunDir, read_json
 
 
 @dataclass
@@ -24,6 +24,8 @@ class Summary:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     hours_total: float = 0.0
     hours_kept: float = 0.0
+    encode_seconds: float = 0.0
+    stream_copied: int = 0
     shards: int = 0
     shard_bytes: int = 0
     task_failures: dict[str, list[str]] = field(default_factory=dict)
@@ -44,6 +46,12 @@ class Summary:
             lines.append("    reasons (a clip may have several):")
         for reason, count in sorted(self.reject_reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"      {reason}: {count}")
+        if self.clips_kept:
+            per_minute = self.encode_seconds / (self.hours_kept * 60) if self.hours_kept else 0
+            lines.append(
+                f"  encoding: {self.stream_copied} of {self.clips_kept} clips stream-copied, "
+                f"{per_minute:.1f} s per minute of footage"
+            )
         lines.append(
             f"  shards: {self.shards} tars, {self.shard_bytes / 1e6:.1f} MB in {self.out}/shards"
         )
@@ -67,6 +75,14 @@ def _duration(hours: float) -> str:
 
 def _clip_hours(rows: list[dict]) -> float:
     return sum(r["num_frames"] / r["fps"] for r in rows if r.get("fps")) / 3600.0
+
+
+def _encode_seconds(run: RunDir, clip_id: str) -> float:
+    """Time its encode task took (kept in the task's marker: timings are not manifest data)."""
+    try:
+        return float(read_json(run.marker("encode", clip_id))["stats"].get("encode_seconds", 0.0))
+    except (OSError, ValueError, KeyError):
+        return 0.0
 
 
 def summarize(out: Path, finished: bool | None = None) -> Summary:
@@ -107,6 +123,8 @@ def summarize(out: Path, finished: bool | None = None) -> Summary:
         reject_reasons=dict(Counter(r for c in clips for r in c["reject_reasons"] or [])),
         hours_total=_clip_hours(clips),
         hours_kept=_clip_hours(kept),
+        encode_seconds=sum(_encode_seconds(run, c["clip_id"]) for c in kept),
+        stream_copied=sum(bool(c.get("stream_copied")) for c in kept),
         shards=len(tars),
         shard_bytes=sum(t.stat().st_size for t in tars),
         task_failures=failures,

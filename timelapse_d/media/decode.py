@@ -34,6 +34,7 @@ from timelapse_d.media.probe import index_past_end, open_video, quarter_turns, s
 T = TypeVar("T")
 PIX_FMTS = ("bgr24", "rgb24", "gray")
 _INTERPOLATION = "FAST_BILINEAR"
+_B_PICTURE = 3  # FFmpeg's AV_PICTURE_TYPE_B
 _MISSING_TOLERANCE_S = 1.0  # decoded time may fall short of the declared duration by this
 _MISSING_TOLERANCE_SHARE = 0.02  # ... or by this share of it, whichever is larger
 
@@ -41,11 +42,14 @@ _MISSING_TOLERANCE_SHARE = 0.02  # ... or by this share of it, whichever is larg
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One decoded frame: ``index`` counts yielded frames in presentation order from 0,
-    ``time_s`` is its presentation time, ``image`` is HxWx3 uint8 (HxW for gray)."""
+    ``time_s`` is its presentation time, ``image`` is HxWx3 uint8 (HxW for gray);
+    ``key_frame`` and ``bidirectional`` (a B-frame) describe how the source coded it."""
 
     index: int
     time_s: float
     image: np.ndarray
+    key_frame: bool = False
+    bidirectional: bool = False
 
 
 def analysis_size(width: int, height: int, target_width: int = 256) -> tuple[int, int]:
@@ -90,7 +94,8 @@ def iter_frames(
         for frame in decoder.frames():
             last_s = float(frame.time) if frame.time is not None else count / rate
             first_s = first_s if count else last_s
-            yield Frame(count, last_s, convert(frame))
+            coded_as_b = int(frame.pict_type) == _B_PICTURE
+            yield Frame(count, last_s, convert(frame), bool(frame.key_frame), coded_as_b)
             count += 1
         decoded_s = last_s - first_s + 1 / rate if count else 0.0
         _raise_if_incomplete(path, container, stream, decoder, count, decoded_s)

@@ -9,7 +9,7 @@ file that breaks part way keeps the clips of the frames that decoded, and says s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motio
 from timelapse_d.analysis.quality import QualityAnalyzer
 from timelapse_d.config import AnalyzeConfig
 from timelapse_d.errors import DecodeError, MediaError
-from timelapse_d.media.decode import analysis_size, iter_frames, prefetched
+from timelapse_d.media.decode import Frame, analysis_size, iter_frames, prefetched
 from timelapse_d.media.probe import VideoProbe, probe_video
 from timelapse_d.records import (
     KEYFRAME_HASH_COLUMNS,
@@ -66,6 +66,34 @@ def _time_at(times: list[float], index: int, fps: float) -> float:
     return times[-1] - times[0] + (1.0 / fps if fps > 0 else 0.0)
 
 
+@dataclass
+class _Coding:
+    """How the source coded its frames: what decides whether a clip can be stream-copied."""
+
+    keyframes: list[int] = field(default_factory=list)
+    b_frames: bool = False
+
+    def update(self, frame: Frame) -> None:
+        if frame.key_frame:
+            self.keyframes.append(frame.index)
+        self.b_frames |= frame.bidirectional
+
+    def clip_facts(self, probe: VideoProbe, start: int, end: int) -> dict[str, Any]:
+        """`stream_copyable`: an H.264 4:2:0 upright source without B-frames whose clip starts
+        on a keyframe; `max_keyframe_gap`: the longest run of frames without a keyframe."""
+        inside = [k for k in self.keyframes if start <= k < end]
+        gaps = np.diff([*inside, end]) if inside else np.array([end - start])
+        copyable = (
+            probe.codec == "h264"
+            and probe.pix_fmt == "yuv420p"
+            and not probe.rotation
+            and not self.b_frames
+            and bool(inside)
+            and inside[0] == start
+        )
+        return {"stream_copyable": copyable, "max_keyframe_gap": int(gaps.max())}
+
+
 def _keyframe_hashes(hashes: np.ndarray, start: int, end: int) -> dict[str, int]:
     """Hashes of the frames at a quarter, half and three quarters of the clip, as int64."""
     picks = [start + (end - start) * q // 4 for q in (1, 2, 3)]
@@ -80,6 +108,7 @@ def _clip_rows(
     motion: MotionAnalyzer,
     borders: BorderDetector,
     quality: QualityAnalyzer,
+    coding: _Coding,
     times: list[float],
     analysis_width: int,
 ) -> list[dict[str, Any]]:
@@ -107,6 +136,7 @@ def _clip_rows(
         }
         row.update(clip_motion_scores(pairs, start, end, analysis_width))
         row.update(quality.clip_scores(start, end))
+        row.update(coding.clip_facts(probe, start, end))
         row.update(_keyframe_hashes(cut_result.hashes, start, end))
         crop = borders.crop_for(start, end, probe.width, probe.height)
         row.update({f"crop_{k}": (getattr(crop, k) if crop else None) for k in CROP_FIELDS})
@@ -127,6 +157,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     motion = MotionAnalyzer(MotionConfig(pair_stride=config.motion_pair_stride))
     borders = BorderDetector()
     quality = QualityAnalyzer(probe.fps)
+    coding = _Coding()
     times: list[float] = []
     error = None
     try:
@@ -136,6 +167,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
             motion.update(frame.index, gray)
             borders.update(frame.index, gray)
             quality.update(frame.index, gray)
+            coding.update(frame)
             times.append(frame.time_s)
     except DecodeError as exc:
         if not times:
@@ -148,7 +180,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     cut_result = cuts.finish()
     row = _video_row(video, probe, error)
     row["decoded_frames"] = len(times)
-    clips = _clip_rows(video, probe, cut_result, motion, borders, quality, times, width)
+    clips = _clip_rows(video, probe, cut_result, motion, borders, quality, coding, times, width)
     elapsed = time.monotonic() - started
     stats = {
         "decoded_frames": len(times),
