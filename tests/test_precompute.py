@@ -189,3 +189,39 @@ def test_out_of_memory_halves_the_batch_and_finishes() -> None:
     assert batch.size == 2 and calls[:3] == [10, 8, 4]
     with pytest.raises(ValueError, match="boom"):
         AdaptiveBatch(4).map(lambda part: (_ for _ in ()).throw(ValueError("boom")), 3)
+
+
+def test_dis_flow_field_follows_the_truth(fields_build: Path, tmp_path: Path) -> None:
+    """DIS through `tld precompute flow` stores flow in the same direction and units as the
+    generator's truth: its error is a fraction of the motion on the moving sky."""
+    out = tmp_path / "out"
+    shutil.copytree(fields_build, out)
+    first = clip_shards(out)[0]
+    truth = {s["__key__"]: (decode_flow(s["flow"]), s["mask"]) for s in iter_joined(first)}
+    precompute(out, PrecomputeOptions("flow", "dis"))
+    errors, motions = [], []
+    for sample in iter_joined(first, ("flow",)):
+        expected, mask = truth[sample["__key__"]]
+        sky = decode_masks(mask)["groups"][:-1] == GROUP_NAMES.index("sky")
+        sky = sky[:, None].repeat(2, axis=1)
+        estimated = decode_flow(sample["flow"])
+        errors.append(np.abs(estimated - expected)[sky].mean())
+        motions.append(np.abs(expected)[sky].mean())
+    assert np.mean(errors) < 0.4 * np.mean(motions), (errors, motions)
+
+
+def test_cli_precompute_and_weights_errors(fields_build: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from timelapse_d.cli import cli
+
+    runner = CliRunner()
+    env = {"TLD_WEIGHTS_DIR": str(tmp_path / "weights")}
+    listing = runner.invoke(cli, ["weights", "list"], env=env)
+    assert listing.exit_code == 0 and "flownet2" in listing.output and "missing" in listing.output
+    out = tmp_path / "out"
+    shutil.copytree(fields_build, out)
+    missing = runner.invoke(cli, ["precompute", "masks", str(out)], env=env)
+    assert isinstance(missing.exception, ConfigError)
+    assert "encoder_epoch_30.pth" in str(missing.exception)
+    assert "tld weights import hrnetv2_encoder" in str(missing.exception)

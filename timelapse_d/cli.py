@@ -169,6 +169,55 @@ def precompute(
         click.echo(line)
 
 
+@cli.group()
+def weights() -> None:
+    """Model weights: what the toolkit can use, and installing them (checked strictly)."""
+
+
+_WEIGHTS_DIR = click.option(
+    "--weights-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where weights live (default: $TLD_WEIGHTS_DIR or ~/.cache/timelapse-d/weights).",
+)
+
+
+@weights.command("list")
+@_WEIGHTS_DIR
+def weights_list(weights_dir: Path | None) -> None:
+    """Every known checkpoint, whether it is installed, its checksum, licence and source."""
+    from timelapse_d.weights import list_weights, resolve_weights_dir
+
+    click.echo(f"weights directory: {resolve_weights_dir(weights_dir)}")
+    for row in list_weights(weights_dir):
+        state = "installed" if row.installed else "missing"
+        size = f"{row.size / 1e6:.0f} MB" if row.size else "size unknown"
+        click.echo(f"{row.name:16} {state:9} {row.file} ({size})")
+        click.echo(f"{'':16} sha256 {row.sha256}; licence: {row.licence}")
+        click.echo(f"{'':16} {row.url}")
+
+
+@weights.command("fetch")
+@click.argument("name")
+@click.option("--url", help="Download from this mirror instead of the registry's address.")
+@_WEIGHTS_DIR
+def weights_fetch(name: str, url: str | None, weights_dir: Path | None) -> None:
+    """Download NAME, check its checksum (when known), keys and shapes, then install it."""
+    from timelapse_d.weights import fetch
+
+    click.echo(f"installed {fetch(name, weights_dir, url=url)}")
+
+
+@weights.command("import")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_WEIGHTS_DIR
+def weights_import(name: str, path: Path, weights_dir: Path | None) -> None:
+    """Check a local checkpoint file for NAME (keys, shapes, checksum) and install a copy."""
+    from timelapse_d.weights import import_weights
+
+    click.echo(f"installed {import_weights(name, path, weights_dir)}")
+
+
 @cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""

@@ -9,7 +9,6 @@ shard whose marker matches, so a killed run resumes at the shard it was writing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -36,6 +35,7 @@ from timelapse_d.precompute.fields import (
 )
 from timelapse_d.precompute.sampling import Sampling, sample_clip
 from timelapse_d.runs import RunDir
+from timelapse_d.torch_runtime import PRECISIONS
 
 LOG = logging.getLogger("timelapse_d")
 BACKENDS = {
@@ -44,7 +44,6 @@ BACKENDS = {
     "mask": ("hrnet", "truth"),
 }
 DEFAULT_BACKEND = {"frames": "decode", "flow": "dis", "mask": "hrnet"}
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -215,22 +214,19 @@ def _compute_fn(out: Path, options: PrecomputeOptions) -> ComputeFn:
 
 
 def _hrnet_masks(options: PrecomputeOptions, batcher: AdaptiveBatch) -> ComputeFn:
-    import torch
-
     from timelapse_d.segment.groups import class_map_to_groups
     from timelapse_d.segment.hrnet import DECODER_FILE, ENCODER_FILE, load_segmenter, segment
+    from timelapse_d.torch_runtime import autocast, resolve_device
     from timelapse_d.weights import require
 
+    device = resolve_device(options.device)
     folder = Path(options.weights) if options.weights else None
     encoder = require("hrnetv2_encoder", path=folder / ENCODER_FILE if folder else None)
     decoder = require("hrnetv2_decoder", path=folder / DECODER_FILE if folder else None)
-    model = load_segmenter(encoder, decoder, options.device)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(options.precision)
-    device_type = torch.device(options.device).type
+    model = load_segmenter(encoder, decoder, device)
 
     def classes_of(frames: np.ndarray) -> np.ndarray:
-        autocast = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with autocast:
+        with autocast(device, options.precision):
             return segment(model, frames)
 
     def masks(row: dict[str, Any], indices: list[int], frames: np.ndarray) -> dict[str, bytes]:

@@ -216,8 +216,13 @@ def load_segmenter(
     return model.to(device).eval()
 
 
+def is_extra_bn_buffer(key: str) -> bool:
+    """True for the synchronized-batch-norm bookkeeping buffers CSAIL checkpoints carry."""
+    return key.rpartition(".")[2] in EXTRA_BN_BUFFERS
+
+
 def _load_strict(module: nn.Module, path: Path) -> None:
-    state = read_state_dict(path, drop=lambda key: key.rpartition(".")[2] in EXTRA_BN_BUFFERS)
+    state = read_state_dict(path, drop=is_extra_bn_buffer)
     load_strict(module, state, path)
 
 
