@@ -161,7 +161,9 @@ def test_flownet2_backend_runs_the_network_from_following_to_previous(
     previous)."""
     backend = make_flow_backend("flownet2", weights=flownet2_weights)
     calls = []
-    monkeypatch.setattr(backend, "_estimate", lambda model, a, b: calls.append((a, b)))
+    monkeypatch.setattr(
+        "timelapse_d.flow.flownet2.estimate_flow", lambda model, a, b: calls.append((a, b))
+    )
     previous, following = _shifted_pair(h=64, w=64)
     backend.backward_flow(previous, following)
     assert len(calls) == 1 and calls[0][0] is following and calls[0][1] is previous

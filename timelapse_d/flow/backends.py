@@ -12,12 +12,15 @@ torchvision are imported only by the backends that need them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from timelapse_d.config import ConfigError
 from timelapse_d.torch_runtime import PRECISIONS
+
+if TYPE_CHECKING:
+    from timelapse_d.flow.flownet2 import FlowNet2
 
 BACKENDS = ("dis", "flownet2", "raft")
 
@@ -48,21 +51,19 @@ class FlowNet2Backend:
 
     name = "flownet2"
 
-    def __init__(self, weights: Path, device: str, precision: str) -> None:
-        from timelapse_d.flow import flownet2
-
-        self._model = flownet2.load_flownet2(weights, device)
-        self._estimate = flownet2.estimate_flow
+    def __init__(self, model: FlowNet2, precision: str) -> None:
+        self._model = model
         self._precision = precision
 
     def backward_flow(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
+        from timelapse_d.flow.flownet2 import estimate_flow
         from timelapse_d.torch_runtime import autocast
 
         check_frames(previous, following)
         device = next(self._model.parameters()).device
         with autocast(device, self._precision):
             # estimate_flow(a, b) gives a(p) ~= b(p + F): a is the frame the flow lives on.
-            return self._estimate(self._model, following, previous)
+            return estimate_flow(self._model, following, previous)
 
 
 def make_flow_backend(
@@ -88,7 +89,10 @@ def make_flow_backend(
 
     resolve_device(device)
     if name == "flownet2":
-        return FlowNet2Backend(registry.require("flownet2", path=weights), device, precision)
+        from timelapse_d.flow.flownet2 import load_flownet2
+
+        model = load_flownet2(registry.require("flownet2", path=weights), device)
+        return FlowNet2Backend(model, precision)
     from timelapse_d.flow.raft import RaftBackend, raft_large_builder
 
     build = raft_large_builder()  # a missing torchvision is reported before missing weights
