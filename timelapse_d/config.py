@@ -35,6 +35,9 @@ class AnalyzeConfig:
     # Camera/scene motion is measured on pairs (i, i+1) for every 3rd i: decisions on the
     # synthetic and real clips are the same as with every 2nd, at two thirds of the cost.
     motion_pair_stride: int = 3
+    # Sources at least this tall are decoded without deblocking (4K H.264: 20-28 % less decoder
+    # CPU per frame; at 256 px wide the difference is invisible). 0 turns it off.
+    skip_loop_filter_height: int = 1440
 
 
 @dataclass

@@ -68,15 +68,18 @@ def iter_frames(
     height: int | None = None,
     pix_fmt: str = "bgr24",
     threads: bool = True,
+    skip_loop_filter: bool = False,
 ) -> Iterator[Frame]:
     """Decode ``path`` once, yielding upright frames scaled to ``width``x``height``.
 
     The size refers to the upright (display) frame; ``None`` keeps that dimension of the
     display size. Packets the decoder rejects in the middle are skipped (FFmpeg conceals the
-    damage). Raises DecodeError: ``truncated`` after yielding every good frame when the file
-    ends early or its last packets are damaged (also with no frame yielded when the file is
-    visibly cut short); ``unreadable`` when no frame decodes; the reasons of ``open_video``
-    when the file is not a usable video. Errors surface on iteration, not on the call.
+    damage). ``skip_loop_filter`` skips the decoder's deblocking, which changes nothing visible
+    once a large frame is scaled down to analysis size. Raises DecodeError: ``truncated`` after
+    yielding every good frame when the file ends early or its last packets are damaged (also
+    with no frame yielded when the file is visibly cut short); ``unreadable`` when no frame
+    decodes; the reasons of ``open_video`` when the file is not a usable video. Errors surface
+    on iteration, not on the call.
     """
     if pix_fmt not in PIX_FMTS:
         raise ValueError(f"pix_fmt must be one of {PIX_FMTS}, got {pix_fmt!r}")
@@ -87,6 +90,8 @@ def iter_frames(
     with container:
         if threads:
             stream.thread_type = "AUTO"
+        if skip_loop_filter:  # no deblocking: about a fifth less decode work for 4K H.264
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         decoder = _PacketDecoder(container, stream)
         convert = _Converter(width, height, pix_fmt)
         rate = float(stream.average_rate or stream.guessed_rate or 1)

@@ -161,7 +161,9 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     times: list[float] = []
     error = None
     try:
-        for frame in prefetched(iter_frames(path, width=width, height=height)):
+        fast = 0 < config.skip_loop_filter_height <= probe.height
+        decoded = iter_frames(path, width=width, height=height, skip_loop_filter=fast)
+        for frame in prefetched(decoded):
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)  # once, for every analyzer
             cuts.update(frame.index, frame.image, gray)
             motion.update(frame.index, gray)
