@@ -12,7 +12,7 @@ install:
 # Everything the tests exercise: torch first (pinned), then the project with its extras.
 install-all:
 	$(PYTHON) -m pip install -q '$(TORCH)'
-	$(PYTHON) -m pip install -q -e '.[test,models]'
+	$(PYTHON) -m pip install -q -e '.[test,models,acquire]'
 
 demo: install
 	tld build --source synthetic --out $(OUT) --workers 2

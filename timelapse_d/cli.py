@@ -10,8 +10,7 @@ import click
 
 from timelapse_d import __version__
 from timelapse_d.config import ConfigError, parse_set, resolve_config
-
-SOURCES = ("synthetic", "local")
+from timelapse_d.sources import SOURCES
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -36,14 +35,31 @@ def cli(verbose: bool) -> None:
     type=click.Choice(SOURCES),
     default="synthetic",
     show_default=True,
-    help="Where videos come from: the built-in procedural demo, or files on disk.",
+    help="Where videos come from: the built-in procedural demo, files on disk, a Flickr "
+    "search, a YouTube search/playlist/channel, or a list of URLs.",
 )
 @click.option(
     "--input",
     "input_path",
     type=click.Path(path_type=Path),
-    help="Directory (searched recursively) or file, for --source local.",
+    help="--source local: directory (searched recursively) or file; --source urls: a text "
+    "file of URLs or a Parquet file with a `url` column.",
 )
+@click.option("--query", help="flickr/youtube: search text.")
+@click.option("--tags", help="flickr: comma-separated tags.")
+@click.option(
+    "--license",
+    "licenses",
+    multiple=True,
+    help="flickr: accepted licence kind (by, by-sa, by-nc, cc0, pdm, ...; repeatable; "
+    "default: those that allow redistribution with attribution).",
+)
+@click.option("--min-upload-date", help="flickr: earliest upload date (YYYY-MM-DD).")
+@click.option("--max-upload-date", help="flickr: latest upload date (YYYY-MM-DD).")
+@click.option("--max-videos", type=int, help="flickr/youtube: at most this many videos.")
+@click.option("--playlist", help="youtube: playlist URL or id.")
+@click.option("--channel", help="youtube: channel URL.")
+@click.option("--retry-failed", is_flag=True, help="Retry downloads recorded as failed.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -70,14 +86,38 @@ def build(
     recipe: Path | None,
     sets: tuple[str, ...],
     workers: int | None,
+    query: str | None,
+    tags: str | None,
+    licenses: tuple[str, ...],
+    min_upload_date: str | None,
+    max_upload_date: str | None,
+    max_videos: int | None,
+    playlist: str | None,
+    channel: str | None,
+    retry_failed: bool,
 ) -> None:
     """Download or find videos, cut, analyse, filter, encode and shard them into OUT.
 
-    Re-running the same command resumes: finished tasks are skipped.
+    Re-running the same command resumes: finished tasks (search calls, downloads, analyses,
+    encodes) are skipped. Flickr needs FLICKR_API_KEY and FLICKR_API_SECRET (or
+    ~/.config/timelapse-d/credentials.yaml).
     """
     from timelapse_d.pipeline import build as run_build
 
-    overrides = parse_set(list(sets))
+    section = "youtube" if source == "youtube" else "flickr"
+    flags = {
+        f"{section}.query": query,
+        "flickr.tags": [t.strip() for t in tags.split(",") if t.strip()] if tags else None,
+        "flickr.licenses": list(licenses) or None,
+        "flickr.min_upload_date": min_upload_date,
+        "flickr.max_upload_date": max_upload_date,
+        f"{section}.max_videos": max_videos,
+        "youtube.playlist": playlist,
+        "youtube.channel": channel,
+        "download.retry_failed": retry_failed or None,
+    }
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    overrides.update(parse_set(list(sets)))
     if input_path is not None:
         overrides["input"] = str(input_path)
     if workers is not None:
@@ -167,6 +207,19 @@ def precompute(
     )
     for line in run_precompute(out, options).lines():
         click.echo(line)
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Default: OUT/ATTRIBUTION.txt"
+)
+@click.option("--all", "every_download", is_flag=True, help="Credit every downloaded video.")
+def attribution(out: Path, output: Path | None, every_download: bool) -> None:
+    """Write the attribution list a release must ship (authors, pages, licences)."""
+    from timelapse_d.sources.remote import write_attribution
+
+    click.echo(str(write_attribution(out, output, every_download)))
 
 
 @cli.group()

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, YoutubeConfig
+
 
 class ConfigError(ValueError):
     """A configuration or environment problem, reported at start with how to fix it."""
@@ -142,6 +144,9 @@ class BuildConfig:
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    flickr: FlickrConfig = field(default_factory=FlickrConfig)
+    youtube: YoutubeConfig = field(default_factory=YoutubeConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -20,24 +20,28 @@ from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, SourceVideo
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, read_json, write_json
+from timelapse_d.sources import REMOTE_SOURCES, SOURCES
 from timelapse_d.sources.local import find_videos
+from timelapse_d.sources.remote import Acquired, acquire_remote
 from timelapse_d.stages import analyze, encode, shard
 from timelapse_d.stages.filter import decide_all
 
 LOG = logging.getLogger("timelapse_d")
 
 
-def acquire(config: BuildConfig, out: Path, run: RunDir) -> list[SourceVideo]:
-    """The source videos of this build."""
+def acquire(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
+    """The source videos of this build (and, for remote sources, provenance and failures)."""
     if config.source == "synthetic":
         from timelapse_d.sources.synthetic import acquire_synthetic
 
-        return acquire_synthetic(config.synthetic, out, run)
+        return Acquired(acquire_synthetic(config.synthetic, out, run))
     if config.source == "local":
         if not config.input:
             raise ConfigError("--source local needs --input DIR_OR_FILE")
-        return find_videos(Path(config.input).expanduser())
-    raise ConfigError(f"unknown source {config.source!r}; available: local, synthetic")
+        return Acquired(find_videos(Path(config.input).expanduser()))
+    if config.source in REMOTE_SOURCES:
+        return acquire_remote(config, out, run)
+    raise ConfigError(f"unknown source {config.source!r}; available: {', '.join(SOURCES)}")
 
 
 def _file_identity(path: str) -> list[int]:
@@ -163,10 +167,15 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
     try:
         run.summary_path.unlink(missing_ok=True)
         run.save_config(config.to_dict())
-        videos = acquire(config, out, run)
+        acquired = acquire(config, out, run)
+        videos = acquired.videos
         LOG.info("build: %d source videos from %s", len(videos), config.source)
         results, video_keys = run_analyze(videos, config, run)
-        video_rows = [results[v.video_id]["video"] for v in videos if v.video_id in results]
+        video_rows = [
+            {**results[v.video_id]["video"], **acquired.provenance.get(v.video_id, {})}
+            for v in videos
+            if v.video_id in results
+        ] + acquired.failed_rows
         decided = decide_all(
             [
                 clip

@@ -1,0 +1,242 @@
+"""A video host on 127.0.0.1: files with HTTP range support, faults, and a log of every request.
+
+Faults are per path (a status such as 404/410/429 with Retry-After, a delay, a body cut short
+behind a full Content-Length, an HTML page in place of the video) or random: a share of all
+requests answered 500, 503 or 429 from a seeded generator. The server runs in a thread until
+``stop()`` (the fixtures use it as a context manager); each connection times out after 10 s.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import random
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+CHUNK = 16 * 1024
+HTML_PAGE = b"<!doctype html><html><body><h1>Please sign in</h1></body></html>"
+
+
+@dataclass
+class Fault:
+    """What the next requests to one path get instead of a normal answer."""
+
+    status: int = 0  # answer this status (0: serve the file)
+    retry_after: str | None = None  # Retry-After header sent with the status
+    times: int = -1  # how many requests it applies to; -1: every request
+    after: int = 0  # requests answered normally before it starts
+    truncate: float = 0.0  # send this share of the body, then drop the connection
+    html: bool = False  # an HTML page, status 200, in place of the file
+    delay_s: float = 0.0  # wait before answering
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request as the server saw it."""
+
+    time: float
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...]
+    status: int
+    range: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+class VideoHost:
+    """Serves `files` (path -> bytes) and `redirects` (path -> path) with faults."""
+
+    def __init__(
+        self,
+        *,
+        failure_rate: float = 0.0,
+        retry_after: str = "0",
+        seed: int = 0,
+        chunk_delay_s: float = 0.0,
+    ) -> None:
+        self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
+        self.faults: dict[str, Fault] = {}
+        self.failure_rate = failure_rate
+        self.retry_after = retry_after
+        self.chunk_delay_s = chunk_delay_s
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._hits: list[Hit] = []
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.host = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
+
+    def __enter__(self) -> VideoHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def hits(self, path: str | None = None, since: float = 0.0) -> list[Hit]:
+        """Requests so far, to one path or all, from time `since` on."""
+        with self._lock:
+            return [h for h in self._hits if (path is None or h.path == path) and h.time >= since]
+
+    def max_in_window(self, period_s: float, path: str | None = None) -> int:
+        """The most requests (to `path`, or all) seen in any window of `period_s` seconds."""
+        times = sorted(h.time for h in self.hits(path))
+        most, first = 0, 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= period_s:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def answer_api(
+        self, method: str, path: str, params: list[tuple[str, str]], handler: _Handler
+    ) -> Answer | None:
+        """Subclasses answer API paths here; None: not an API path."""
+        return None
+
+    def transient_answer(self, path: str) -> Answer:
+        """The answer of an injected transient failure."""
+        status = self._rng.choice((500, 503, 429))
+        headers = {"Retry-After": self.retry_after} if status == 429 else {}
+        return Answer(status, headers, b"try again later")
+
+    def _handle(self, handler: _Handler, method: str) -> None:
+        arrived = time.time()
+        split = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        params = parse_qsl(split.query) + parse_qsl(body.decode("utf-8", "replace"))
+        fault = self._take_fault(split.path)
+        if fault is not None and fault.delay_s:
+            time.sleep(fault.delay_s)
+        status = self._answer(handler, method, split.path, params, fault)
+        hit = Hit(arrived, method, split.path, tuple(params), status, handler.headers["Range"])
+        with self._lock:
+            self._hits.append(hit)
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            fault = self.faults.get(path)
+            if fault is None or fault.times == 0:
+                return None
+            if fault.after > 0:
+                fault.after -= 1
+                return None
+            if fault.times > 0:
+                fault.times -= 1
+            return fault
+
+    def _answer(
+        self,
+        handler: _Handler,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        fault: Fault | None,
+    ) -> int:
+        with self._lock:
+            injected = self._rng.random() < self.failure_rate
+        if fault is not None and fault.status:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return _send(handler, Answer(fault.status, headers, b"fault"))
+        if injected:
+            return _send(handler, self.transient_answer(path))
+        if path in self.redirects:
+            return _send(handler, Answer(302, {"Location": self.url(self.redirects[path])}))
+        answer = self.answer_api(method, path, params, handler)
+        if answer is not None:
+            return _send(handler, answer)
+        if fault is not None and fault.html:
+            return _send(handler, Answer(200, {"Content-Type": "text/html"}, HTML_PAGE))
+        if path not in self.files:
+            return _send(handler, Answer(404, {}, b"not found"))
+        share = fault.truncate if fault is not None else 0.0
+        return self._send_file(handler, path, share)
+
+    def _send_file(self, handler: _Handler, path: str, truncate: float) -> int:
+        data = self.files[path]
+        start, end = 0, len(data) - 1
+        kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        status, headers = 200, {"Content-Type": kind, "Accept-Ranges": "bytes"}
+        wanted = handler.headers["Range"]
+        if wanted and wanted.startswith("bytes="):
+            first, _, last = wanted[6:].partition("-")
+            start = int(first or 0)
+            end = min(int(last), end) if last else end
+            if start > end:
+                headers["Content-Range"] = f"bytes */{len(data)}"
+                return _send(handler, Answer(416, headers))
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        body = data[start : end + 1]
+        handler.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        if truncate:
+            body = body[: int(len(body) * truncate)]
+            handler.close_connection = True
+        try:
+            for offset in range(0, len(body), CHUNK):
+                handler.wfile.write(body[offset : offset + CHUNK])
+                if self.chunk_delay_s:
+                    time.sleep(self.chunk_delay_s)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True
+        return status
+
+
+def _send(handler: BaseHTTPRequestHandler, answer: Answer) -> int:
+    handler.send_response(answer.status)
+    for key, value in {**answer.headers, "Content-Length": str(len(answer.body))}.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(answer.body)
+    return answer.status
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up early (a killed run, a cut download) is expected
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real hosts
+    disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
+    timeout = 10
+
+    def do_GET(self) -> None:
+        self.server.host._handle(self, "GET")  # type: ignore[attr-defined]
+
+    def do_POST(self) -> None:
+        self.server.host._handle(self, "POST")  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+        pass

@@ -1,0 +1,91 @@
+"""`tld build --source flickr|urls` end to end against the stand-ins on 127.0.0.1: downloads
+are curated like local files, videos.parquet carries provenance and failure classes, the
+attribution list credits the videos a release uses, and no secret reaches any output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from standins.flickr_server import FlickrStandIn, StandInVideo
+from standins.host import Fault, VideoHost
+
+from timelapse_d.cli import cli
+
+KEY, SECRET = "standin-key-0d9e88f2", "standin-secret-71c4aa0e"
+SMALL = ["--set", "filter.min_height=144", "--set", "filter.min_frames=40"]
+
+
+@pytest.fixture(scope="module")
+def scenes(synthetic_build: Path) -> list[bytes]:
+    """Real time-lapse-like videos to serve: the synthetic corpus files."""
+    return [p.read_bytes() for p in sorted((synthetic_build / "sources/synthetic").glob("*.mp4"))]
+
+
+def test_flickr_build_records_provenance_failures_and_attribution(
+    scenes: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLICKR_API_KEY", KEY)
+    monkeypatch.setenv("FLICKR_API_SECRET", SECRET)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    videos = [
+        StandInVideo(id="901", title="Clouds over the bay", dateupload=1_500_000_000),
+        StandInVideo(id="902", title="Gone clouds", dateupload=1_500_003_600, state="removed"),
+        StandInVideo(
+            id="903", title="Clouds not ours to share", dateupload=1_500_007_200, license=1
+        ),  # NonCommercial: filtered out by the default licence policy
+    ]
+    out = tmp_path / "out"
+    with FlickrStandIn(videos, {"HD MP4": scenes[0]}, api_key=KEY, api_secret=SECRET) as server:
+        command = [
+            "build", "--source", "flickr", "--query", "clouds", "--out", str(out),
+            "--min-upload-date", "2017-07-01", "--max-upload-date", "2017-08-01",
+            "--set", f"flickr.rest_url={server.rest_url}", "--set", "download.workers=1", *SMALL,
+        ]  # fmt: skip
+        result = CliRunner().invoke(cli, command, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "failed removed: 1" in result.output
+    rows = {r["title"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
+    assert set(rows) == {"Clouds over the bay", "Gone clouds"}
+    good, gone = rows["Clouds over the bay"], rows["Gone clouds"]
+    assert good["status"] == "ok" and good["owner_name"] == "Some Photographer"
+    assert good["license_name"] == "Attribution License" and good["page_url"].endswith("/901/")
+    assert good["tags"] == ["timelapse"] and good["num_frames"] > 200
+    assert gone["status"] == "failed" and gone["error"].startswith("removed:")
+    kept = [r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["status"] == "kept"]
+    assert kept and {r["video_id"] for r in kept} == {good["video_id"]}
+
+    attribution = CliRunner().invoke(cli, ["attribution", str(out)], catch_exceptions=False)
+    text = (out / "ATTRIBUTION.txt").read_text()
+    assert attribution.exit_code == 0
+    assert '"Clouds over the bay" by Some Photographer' in text and "Gone" not in text
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert KEY.encode() not in data and SECRET.encode() not in data, path
+
+
+def test_url_list_build_curates_downloads_and_reruns_without_fetching(
+    scenes: list[bytes], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with VideoHost() as host:
+        host.files["/v/a.mp4"], host.files["/v/b.mp4"] = scenes[0], scenes[1]
+        host.files["/v/gone.mp4"] = scenes[2]
+        host.faults["/v/gone.mp4"] = Fault(status=410)
+        listing = tmp_path / "urls.txt"
+        listing.write_text(
+            "".join(host.url(p) + "\n" for p in ["/v/a.mp4", "/v/b.mp4", "/v/gone.mp4"])
+        )
+        command = ["build", "--source", "urls", "--input", str(listing), "--out", str(out), *SMALL]
+        first = CliRunner().invoke(cli, command, catch_exceptions=False)
+        served = len(host.hits())
+        again = CliRunner().invoke(cli, command, catch_exceptions=False)
+        assert len(host.hits()) == served  # nothing downloaded twice, failures not retried
+    assert first.exit_code == again.exit_code == 0, first.output
+    assert "videos: 2 ok, 1 failed" in first.output and "failed removed: 1" in first.output
+    rows = pq.read_table(out / "videos.parquet").to_pylist()
+    assert sorted(r["status"] for r in rows) == ["failed", "ok", "ok"]
+    assert all(r["sha256"] and r["download_bytes"] > 0 for r in rows if r["status"] == "ok")
