@@ -1,8 +1,9 @@
 """Benchmark: curation decisions against truth, on synthetic corpora and on ../shared/media.
 
 For each synthetic seed, builds the demo corpus and scores cuts (precision/recall within 2
-frames) and decisions per truth segment: recall of `camera_motion` and `static` on the segments
-that need them, and the share of clean time-lapse segments kept. Then scores the real clips of
+frames) and decisions per truth segment: precision and recall of each scored reason
+(`camera_motion`, `static`, `slideshow`, `too_dark`), precision and recall of keeping, and the
+share of clean time-lapse segments kept. Then scores the real clips of
 ../shared/media whose truth is known (pan: camera_motion; static cameras: no camera_motion).
 Prints a table and saves benchmarks/results/curation_accuracy.json.
 Seeds 0-5 were used to calibrate thresholds; other seeds are held out.
@@ -25,6 +26,7 @@ from timelapse_d.pipeline import build
 from timelapse_d.synth import load_truth
 
 RESULTS = Path(__file__).parent / "results"
+SCORED_REASONS = ("camera_motion", "static", "slideshow", "too_dark")
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 REAL = {
     "camera_motion/pan_153_105898.mp4": True,
@@ -56,8 +58,10 @@ def synthetic(seed: int, work: Path) -> Counter:
             clip = clip_for_segment(clips, segment.start, segment.end)
             reasons = set(clip["reject_reasons"])
             counts["segments"] += 1
-            for reason in ("camera_motion", "static"):
+            for reason in SCORED_REASONS:
                 counts[_outcome(reason, reason in segment.expected_reasons, reason in reasons)] += 1
+            kept = clip["status"] == "kept"
+            counts[_outcome("keep", segment.expected_decision == "kept", kept)] += 1
             if segment.expected_decision == "kept":
                 counts["positives"] += 1
                 counts["positives_kept"] += clip["status"] == "kept"
@@ -111,8 +115,7 @@ def main() -> None:
         "segments": t["segments"],
         "cut_precision": _ratio(t["cut_hits"], t["cut_pred"]),
         "cut_recall": _ratio(t["cut_hits"], t["cut_true"]),
-        **_precision_recall(t, "camera_motion"),
-        **_precision_recall(t, "static"),
+        **{k: v for r in (*SCORED_REASONS, "keep") for k, v in _precision_recall(t, r).items()},
         "positives_kept": f"{t['positives_kept']}/{t['positives']}",
         "counts": dict(t),
         "real": real_report,

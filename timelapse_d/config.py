@@ -86,7 +86,9 @@ class FilterConfig:
     max_duplicate_bits: int = 18
     # Held photos: real time-lapses (sunset, sky tiles, meadow, tree, the nature reel) show no
     # isolated jumps at all; frames duplicated by a frame-rate change (8 fps at 24) hold each
-    # picture 0.125 s. Two or more stills held 0.3 s or longer are a slideshow.
+    # picture 0.125 s. Three or more stills held 0.3 s or longer are a slideshow (one or two
+    # jumps may be exposure steps of a camera over a still scene).
+    min_stills: int = 3
     min_still_s: float = 0.3
     # Sharpness (0-1): real footage measures 0.48 (upscaled 128 px sky tiles) to 0.82. Sources
     # defocused by a Gaussian of 3 px (as seen at 256 px wide) give 0.28-0.33, of 4 px

@@ -175,8 +175,9 @@ REJECT_REASONS = {
     "camera_motion": "Pan, tilt, zoom, rotation or shake above the `filter.max_camera_*` limits.",
     "static": "Scene motion below `filter.min_scene_motion` and frame change below "
     "`filter.min_frame_change`: a still photo, a held slideshow photo, black frames.",
-    "slideshow": "Made of at least two held pictures (`stills`), each held `filter.min_still_s` "
-    "or longer on average: photos shown a few per second, not continuous footage.",
+    "slideshow": "Made of at least `filter.min_stills` held pictures (`stills`), held "
+    "`filter.min_still_s` or longer on average: photos shown a few per second, not continuous "
+    "footage.",
     "blurry": "`sharpness` below `filter.min_sharpness`: defocused, smeared or upscaled.",
     "too_dark": "`highlight_luma` below `filter.min_highlight_luma`: almost nothing in the frame "
     "is brighter than near-black (a night sky with stars, moon or aurora stays above it).",

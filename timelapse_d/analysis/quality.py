@@ -37,7 +37,9 @@ class QualityConfig:
     """Measurement settings (thresholds live in FilterConfig)."""
 
     sample_stride: int = 4  # sharpness and exposure on every 4th frame, as FGLA samples
-    still_change: float = 3.0  # grey levels: real time-lapse steps stay near 1-2
+    # Grey levels: a jump must also be `jump_ratio` times the clip's median step, so this floor
+    # only keeps sensor noise on held photos (0.1-0.2) from counting.
+    still_change: float = 1.0
     jump_ratio: float = 8.0
 
 

@@ -38,7 +38,7 @@ def reject_reasons(clip: dict[str, Any], config: FilterConfig) -> list[str]:
         and clip["frame_change"] < config.min_frame_change
     ):
         reasons.append("static")
-    if clip["stills"] >= 2 and clip["mean_still_s"] >= config.min_still_s:
+    if clip["stills"] >= config.min_stills and clip["mean_still_s"] >= config.min_still_s:
         reasons.append("slideshow")
     if _below(clip["sharpness"], config.min_sharpness):
         reasons.append("blurry")

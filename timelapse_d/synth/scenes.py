@@ -67,7 +67,7 @@ KINDS: dict[str, KindInfo] = {
     "shake": KindInfo(None, "shake", ("camera_motion",)),
     "still": KindInfo(None, "static", ("static",)),
     "slideshow": KindInfo(None, "static", ("static",)),
-    "photo_steps": KindInfo(None, "static", ("slideshow",)),
+    "photo_steps": KindInfo(None, "static", ("slideshow", "static")),
     "black": KindInfo(None, "static", ("static", "too_dark")),
     "fade": KindInfo(None, "static", ("static", "too_dark")),
 }
