@@ -31,9 +31,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-import webdataset as wds
 
 from timelapse_d.runs import write_atomic
+from timelapse_d.tars import write_samples
 
 FIELDS = ("frames", "flow", "mask")
 CLIPS = "clips"
@@ -108,10 +108,7 @@ def write_field_shard(path: Path, samples: list[dict[str, Any]], keys: list[str]
     and every member must match its digest."""
 
     def write(fh: io.BufferedWriter) -> None:
-        with wds.TarWriter(fh, mtime=0.0) as sink:
-            for sample in samples:
-                members = {k: v for k, v in sample.items() if k != "__key__"}
-                sink.write({**sample, DIGESTS: _json(_digests(members))})
+        write_samples(fh, (_with_digests(sample) for sample in samples))
 
     write_atomic(path, write)
     try:
@@ -177,6 +174,11 @@ def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         raise FieldMismatch(f"{path.name} is damaged: {exc}") from exc
     if key is not None:
         yield key, members
+
+
+def _with_digests(sample: dict[str, Any]) -> dict[str, Any]:
+    members = {k: v for k, v in sample.items() if k != "__key__"}
+    return {**sample, DIGESTS: _json(_digests(members))}
 
 
 def _digests(members: dict[str, bytes]) -> dict[str, str]:

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import webdataset as wds
-
 from timelapse_d.manifest import CLIP_SCHEMA, write_table
 from timelapse_d.runs import write_atomic
+from timelapse_d.tars import write_samples
 
 STAGE = "shard"
 TAR_BLOCK = 512
@@ -60,15 +59,13 @@ def write_shard(path: Path, samples: list[tuple[dict[str, Any], Path]]) -> None:
     """Write one tar atomically: for each (row, clip file), `<clip_id>.mp4` and `.json`."""
 
     def write(fh: io.BufferedWriter) -> None:
-        with wds.TarWriter(fh, mtime=0.0) as sink:
-            for row, clip_path in samples:
-                sink.write(
-                    {
-                        "__key__": row["clip_id"],
-                        "mp4": clip_path.read_bytes(),
-                        "json": _json_bytes(row),
-                    }
-                )
+        write_samples(
+            fh,
+            (
+                {"__key__": row["clip_id"], "mp4": clip.read_bytes(), "json": _json_bytes(row)}
+                for row, clip in samples
+            ),
+        )
 
     write_atomic(path, write)
 
