@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from timelapse_d.config import resolve_config
 from timelapse_d.pipeline import build
+from timelapse_d.precompute.stage import PrecomputeOptions, precompute
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = (REPO / ".." / "shared" / "media").resolve()
@@ -23,4 +25,18 @@ def synthetic_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = resolve_config(source="synthetic", overrides={"workers": 2})
     summary = build(config, out)
     assert summary.complete, summary.text()
+    return out
+
+
+TRUTH_FIELDS = (("frames", "decode"), ("flow", "truth"), ("mask", "truth"))
+
+
+@pytest.fixture(scope="session")
+def fields_build(synthetic_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's synthetic build with frames, truth flow and truth masks."""
+    out = tmp_path_factory.mktemp("fields") / "out"
+    shutil.copytree(synthetic_build, out)
+    for field, backend in TRUTH_FIELDS:
+        report = precompute(out, PrecomputeOptions(field, backend))
+        assert report.shards_done == len(list((out / "shards").glob("clips-*.tar")))
     return out

@@ -27,19 +27,6 @@ from timelapse_d.precompute.sampling import Sampling
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
 from timelapse_d.segment.groups import GROUP_NAMES
 
-TRUTH_FIELDS = (("frames", "decode"), ("flow", "truth"), ("mask", "truth"))
-
-
-@pytest.fixture(scope="module")
-def fields_build(synthetic_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session's synthetic build with frames, truth flow and truth masks."""
-    out = tmp_path_factory.mktemp("fields") / "out"
-    shutil.copytree(synthetic_build, out)
-    for field, backend in TRUTH_FIELDS:
-        report = precompute(out, PrecomputeOptions(field, backend))
-        assert report.shards_done == len(clip_shards(out)) and report.shards_skipped == 0
-    return out
-
 
 def clip_shards(out: Path) -> list[Path]:
     return sorted((out / "shards").glob("clips-*.tar"))

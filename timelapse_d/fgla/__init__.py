@@ -1,0 +1,1 @@
+"""The FGLA landscape animation model: training data stream, networks, losses."""

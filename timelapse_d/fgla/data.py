@@ -1,0 +1,144 @@
+"""FGLA training samples streamed from the shards: clips joined with their frames, flow and mask
+fields by key, one random frame pair per clip per pass.
+
+A sample is ``I_t`` and ``I_t+1`` (3 x S x S float32 in [-1, 1]), the backward flow ``F_t``
+(2 x S x S float32, pixels: ``I_t+1(p) ~= I_t(p + F_t(p))``) and the six group masks ``M_t``
+(6 x S x S float32 one-hot). With ``flip``, half the samples are mirrored left-right: images
+and masks are mirrored, and the flow field is mirrored and its horizontal component negated,
+so the flipped flow still maps the flipped frames onto each other (FGLA's self-supervision
+uses the flipped video as ground truth).
+
+Shards are split between ranks (``rank::world_size``) and then between DataLoader workers
+(``worker::num_workers``); every split is disjoint. Randomness (shard order, pair choice,
+flip, shuffle buffer) comes from one seed combined with the epoch, rank and worker, so a run is
+reproducible and resumes exactly from (epoch, sample position).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from timelapse_d.precompute.fields import decode_flow, decode_frame, decode_masks, iter_joined
+from timelapse_d.segment.groups import GROUP_NAMES
+
+FIELDS = ("frames", "flow", "mask")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How the shards are streamed."""
+
+    shard_dir: str
+    seed: int = 0
+    flip: bool = True  # mirror half the samples (images, masks, flow)
+    shuffle_buffer: int = 64  # samples mixed before they are yielded (0: shard order)
+    resampled: bool = False  # endless stream drawing shards at random (with replacement)
+    rank: int = 0
+    world_size: int = 1
+
+
+def clip_shards(shard_dir: Path) -> list[Path]:
+    """The clip shards of a build, in order; ValueError when there are none."""
+    shards = sorted(Path(shard_dir).glob("clips-*.tar"))
+    if not shards:
+        raise ValueError(f"no clip shards in {shard_dir}: run `tld build` and `tld precompute`")
+    return shards
+
+
+def flip_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """The sample mirrored left-right; the flow's horizontal component changes sign."""
+    flow = sample["flow"][..., ::-1].copy()
+    flow[0] *= -1.0
+    return {
+        **sample,
+        "image_t": sample["image_t"][..., ::-1].copy(),
+        "image_t1": sample["image_t1"][..., ::-1].copy(),
+        "masks": sample["masks"][..., ::-1].copy(),
+        "flow": flow,
+        "flipped": True,
+    }
+
+
+def training_pair(joined: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
+    """One random consecutive sampled pair of a joined clip (None when it has no pair)."""
+    flows = decode_flow(joined["flow"])
+    if len(flows) == 0:
+        return None
+    j = rng.randrange(len(flows))
+    frames = joined["frames"]
+    groups = decode_masks(joined["mask"])["groups"][j]
+    masks = (groups[None] == np.arange(len(GROUP_NAMES))[:, None, None]).astype(np.float32)
+    return {
+        "key": joined["__key__"],
+        "pair": j,
+        "image_t": _to_unit(decode_frame(frames[f"{j:03d}.jpg"])),
+        "image_t1": _to_unit(decode_frame(frames[f"{j + 1:03d}.jpg"])),
+        "flow": flows[j],
+        "masks": masks,
+        "flipped": False,
+    }
+
+
+def _to_unit(frame: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 RGB -> (3, S, S) float32 in [-1, 1]."""
+    return frame.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
+
+
+class FGLAStream(IterableDataset):
+    """An iterable dataset of FGLA training samples; call :meth:`set_epoch` each epoch."""
+
+    def __init__(self, config: StreamConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.shards = clip_shards(Path(config.shard_dir))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _split(self) -> tuple[list[Path], int]:
+        """This rank's and worker's shards, and a stream id for seeding."""
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        mine = self.shards[self.config.rank :: self.config.world_size][worker::workers]
+        return mine, (self.config.rank * 1000 + worker)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        shards, stream = self._split()
+        rng = random.Random(f"{self.config.seed}-{self.epoch}-{stream}")
+        if self.config.resampled and shards:
+            order: Iterator[Path] = (rng.choice(shards) for _ in itertools.count())
+        else:
+            order = iter(rng.sample(shards, len(shards)))
+        buffer: list[dict[str, Any]] = []
+        for shard in order:
+            for joined in iter_joined(shard, FIELDS):
+                sample = training_pair(joined, rng)
+                if sample is None:
+                    continue
+                if self.config.flip and rng.random() < 0.5:
+                    sample = flip_sample(sample)
+                buffer.append(sample)
+                if len(buffer) > self.config.shuffle_buffer:
+                    yield buffer.pop(rng.randrange(len(buffer)))
+        rng.shuffle(buffer)
+        yield from buffer
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a list of samples into tensors (keys, pairs and flips stay lists)."""
+    batch: dict[str, Any] = {}
+    for name in ("image_t", "image_t1", "flow", "masks"):
+        batch[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
+    for name in ("key", "pair", "flipped"):
+        batch[name] = [s[name] for s in samples]
+    return batch
