@@ -69,6 +69,7 @@ CLIP_SCHEMA = pa.schema(
         ("clip_bytes", pa.int64()),
         ("stream_copied", pa.bool_()),
         ("duplicate_of", pa.string()),
+        ("source_error", pa.string()),
         ("crop_x", pa.int64()),
         ("crop_y", pa.int64()),
         ("crop_width", pa.int64()),
@@ -137,6 +138,8 @@ CLIP_COLUMNS = {
     "on a keyframe: it can be copied when it also needs no crop or scaling.",
     "max_keyframe_gap": "Longest run of source frames in the clip without a keyframe.",
     "duplicate_of": "For a `duplicate`, the kept clip it repeats.",
+    "source_error": "`tld rehydrate`: why the clip's source could not be downloaded "
+    "(`class: message`).",
     "dhash_q1": "64-bit difference hash (as int64) of the frame a quarter into the clip.",
     "dhash_mid": "Difference hash of the middle frame.",
     "dhash_q3": "Difference hash of the frame three quarters into the clip.",
@@ -187,6 +190,10 @@ REJECT_REASONS = {
     "encoding.",
     "unreadable": "The clip could not be cut and encoded (`encode_error` says why).",
     "encode_failed": "The encode task crashed unexpectedly (traceback in run/failures/encode/).",
+    "source_<class>": "`tld rehydrate`: the clip's source could not be downloaded; the class "
+    "is the download error's (`source_removed`, `source_private`, ...; see `source_error`).",
+    "download_failed": "`tld rehydrate`: the download task crashed unexpectedly (traceback in "
+    "run/failures/).",
 }
 
 

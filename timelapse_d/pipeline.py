@@ -118,7 +118,7 @@ def _collect_failures(run: RunDir, stage: str, results: Any) -> None:
             run.record_failure(stage, task.name, f"{result.error}\n\n{result.traceback}")
 
 
-def _apply_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def apply_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if clip["status"] != CLIP_KEPT:
         return clip
     outcome = encoded.get(clip["clip_id"])
@@ -188,7 +188,7 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         kept = [c for c in decided if c["status"] == CLIP_KEPT]
         paths = {v.video_id: v.path for v in videos}
         encoded = run_encode(kept, paths, video_keys, config, run)
-        clips = [_apply_encoding(c, encoded) for c in decided]
+        clips = [apply_encoding(c, encoded) for c in decided]
         clips = run_shard(clips, config, out, run)
         write_table(out / "videos.parquet", video_rows, VIDEO_SCHEMA)
         write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
