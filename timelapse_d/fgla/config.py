@@ -1,0 +1,245 @@
+"""Typed FGLA hyper-parameters: defaults in code, ``models/fgla.yaml`` and dotted overrides on top.
+
+Every key of the YAML file is a field of :class:`FGLAConfig` (sections ``model``,
+``model.encoder``, ``model.generator``, ``loss``, ``train``, ``data``, ``inference``); an
+unknown key or a value of the wrong type is refused with the offending dotted key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from timelapse_d.config import ConfigError
+
+CONFIG_FILE = "fgla.yaml"  # in models/, shipped as timelapse_d.model_configs
+FLOW_RESIZE_MODES = ("area", "bilinear", "nearest")
+MASK_RESIZE_MODES = ("nearest", "max")
+TV_REDUCTIONS = ("mean", "sum")
+COMPOSE_MODES = ("warp", "add")
+PADDING_MODES = ("reflect", "zeros", "replicate")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _positive(prefix: str, section: object, *names: str) -> None:
+    for name in names:
+        if getattr(section, name) <= 0:
+            raise ConfigError(f"{prefix}.{name} must be positive, got {getattr(section, name)!r}")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The fine-grained motion encoder E (all layers partial convolutions)."""
+
+    base_channels: int = 64  # width of the first layer, doubled per layer up to max_channels
+    max_channels: int = 256
+    depth: int = 5  # stride-2 layers: flow_size / 2**depth is the map the head reduces to 1x1
+    first_kernel: int = 5  # kernel of the first layer (later layers use 3)
+    masked_norm: bool = True  # instance-norm statistics over the valid (in-group) pixels only
+
+    def __post_init__(self) -> None:
+        _positive("model.encoder", self, "base_channels", "max_channels", "depth", "first_kernel")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The U-Net motion generator P."""
+
+    base_channels: int = 128  # width of the first stride-2 conv, doubled per level
+    max_channels: int = 512
+    depth: int = 3  # stride-2 levels: image_size / 2**depth at the bottleneck
+    residual_blocks: int = 5  # residual blocks at the bottleneck
+    outer_kernel: int = 5  # kernel of the first and the last conv (inner convs use 3)
+    padding_mode: str = "reflect"
+
+    def __post_init__(self) -> None:
+        _positive("model.generator", self, "base_channels", "max_channels", "depth", "outer_kernel")
+        if self.residual_blocks < 0:
+            raise ConfigError("model.generator.residual_blocks must be 0 or more")
+        _choice("model.generator.padding_mode", self.padding_mode, PADDING_MODES)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes, units and the two networks."""
+
+    image_size: int = 256  # frames, masks for the latent map and generated flow: S x S
+    flow_size: int = 128  # flow and masks fed to the encoder
+    groups: int = 6  # sky, tree, grass, water, waterfall, others
+    latent_dim: int = 2  # size of each group's latent z_i
+    flow_scale: float = 32.0  # c: generated flow = tanh(.) / c, in grid units
+    negative_slope: float = 0.1  # LeakyReLU
+    align_corners: bool = False  # grid_sample convention of grid units (see warp.py)
+    flow_resize: str = "area"  # image_size -> flow_size resampling of the encoder's flow
+    mask_resize: str = "nearest"  # ... and of its masks ("max": any pixel of the group)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+    def __post_init__(self) -> None:
+        _positive("model", self, "image_size", "flow_size", "groups", "latent_dim", "flow_scale")
+        _choice("model.flow_resize", self.flow_resize, FLOW_RESIZE_MODES)
+        _choice("model.mask_resize", self.mask_resize, MASK_RESIZE_MODES)
+        for name, size, depth in (
+            ("flow_size", self.flow_size, self.encoder.depth),
+            ("image_size", self.image_size, self.generator.depth),
+        ):
+            if size % 2**depth:
+                raise ConfigError(f"model.{name} {size} is not divisible by 2**depth ({2**depth})")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """L_total = frame_weight L_frame + flow_weight L_flow + tv_weight L_tv."""
+
+    frame_weight: float = 1.0
+    flow_weight: float = 0.5  # alpha
+    tv_weight: float = 5.0  # beta
+    tv_sigma: float = 0.1  # edge weight exp(-|I(p) - I(q)|_1 / sigma)
+    tv_reduction: str = "mean"  # "mean" over neighbour pairs, or the paper's plain "sum"
+
+    def __post_init__(self) -> None:
+        _positive("loss", self, "tv_sigma")
+        _choice("loss.tv_reduction", self.tv_reduction, TV_REDUCTIONS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule."""
+
+    lr: float = 1.0e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 8
+    epochs: int = 500
+
+    def __post_init__(self) -> None:
+        _positive("train", self, "lr", "batch_size", "epochs")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the training pairs are."""
+
+    frame_stride: int = 4  # one of every four source frames
+    flip: bool = True  # horizontally flipped video as ground truth (self-supervision)
+
+    def __post_init__(self) -> None:
+        _positive("data", self, "frame_stride")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Animation with references."""
+
+    compose: str = "warp"  # how F_0->t accumulates (warp.compose_flows)
+
+    def __post_init__(self) -> None:
+        _choice("inference.compose", self.compose, COMPOSE_MODES)
+
+
+@dataclass(frozen=True)
+class FGLAConfig:
+    """Every FGLA hyper-parameter."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+
+def default_config_path() -> Path:
+    """``models/fgla.yaml`` (installed with the package)."""
+    return Path(str(resources.files("timelapse_d.model_configs") / CONFIG_FILE))
+
+
+def load_fgla_config(
+    path: Path | str | None = None, overrides: Mapping[str, Any] | None = None
+) -> FGLAConfig:
+    """Read a config file (default :func:`default_config_path`), then apply dotted overrides
+    (``{"loss.tv_sigma": 0.2}``, as `--set` gives them)."""
+    source = Path(path) if path is not None else default_config_path()
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"FGLA config not found: {source}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"FGLA config {source} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"FGLA config {source} must be a mapping of sections")
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        target = data
+        for name in parents:
+            target = target.setdefault(name, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"FGLA config: {name!r} in {key!r} is not a section")
+        target[leaf] = value
+    return fgla_config_from_dict(data)
+
+
+def fgla_config_from_dict(data: Mapping[str, Any]) -> FGLAConfig:
+    """Build a config from nested mappings (a YAML file, or :func:`config_to_dict` output)."""
+    return _build(FGLAConfig, data, "")
+
+
+def config_to_dict(config: FGLAConfig) -> dict[str, Any]:
+    """Nested plain dict (tuples as lists) for YAML/JSON and checkpoints."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"FGLA config: {prefix.rstrip('.') or 'the file'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        valid = ", ".join(prefix + name for name in hints)
+        raise ConfigError(f"unknown FGLA config key {prefix + unknown[0]!r}; valid: {valid}")
+    values = {}
+    for name, value in data.items():
+        kind, key = hints[name], prefix + name
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, value, key + ".")
+        else:
+            values[name] = _coerce(key, value, kind)
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and number and float(value).is_integer():
+        return int(value)
+    if kind is float and number:
+        return float(value)
+    if kind is float and isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if kind is str and isinstance(value, str):
+        return value
+    if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
+        items = typing.get_args(kind)
+        if len(value) == len(items):
+            return tuple(_coerce(key, v, t) for v, t in zip(value, items, strict=True))
+    name = getattr(kind, "__name__", str(kind))
+    raise ConfigError(f"FGLA config: {key} expects {name}, got {value!r}")
