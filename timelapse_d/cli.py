@@ -272,6 +272,51 @@ def weights_import(name: str, path: Path, weights_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Model config (default: the shipped models/fgla.yaml).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="A build directory whose shards have frames, flow and mask fields (tld precompute).",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint, logs.")
+@click.option("--steps", type=int, required=True, help="Train until this many optimizer steps.")
+@click.option("--resume", is_flag=True, help="Continue the checkpoint in --out exactly.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint-every", type=int, default=100, show_default=True)
+def train(
+    config_path: Path | None,
+    data: Path,
+    out: Path,
+    steps: int,
+    resume: bool,
+    sets: tuple[str, ...],
+    device: str,
+    workers: int,
+    seed: int,
+    checkpoint_every: int,
+) -> None:
+    """Train FGLA on the shards of DATA (one random frame pair per clip per pass)."""
+    from timelapse_d.fgla.config import load_fgla_config
+    from timelapse_d.fgla.train import LOG_FILE, TrainOptions
+    from timelapse_d.fgla.train import train as run_train
+
+    config = load_fgla_config(config_path, parse_set(list(sets)))
+    options = TrainOptions(data, out, steps, resume, device, seed, workers, checkpoint_every)
+    rows = run_train(config, options)
+    if rows:
+        click.echo(f"step {rows[-1]['step']}: loss {rows[-1]['loss']:.5f}; log {out / LOG_FILE}")
+
+
+@cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""
     from timelapse_d.manifest import schema_markdown

@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from timelapse_d.precompute.fields import decode_flow, decode_frame, decode_masks, iter_joined
+from timelapse_d.precompute.fields import (
+    FieldMismatch,
+    decode_flow,
+    decode_frame,
+    decode_masks,
+    field_shard,
+    iter_joined,
+)
 from timelapse_d.segment.groups import GROUP_NAMES
 
 FIELDS = ("frames", "flow", "mask")
@@ -100,6 +107,17 @@ class FGLAStream(IterableDataset):
         super().__init__()
         self.config = config
         self.shards = clip_shards(Path(config.shard_dir))
+        missing = [
+            field_shard(shard, field).name
+            for shard in self.shards
+            for field in FIELDS
+            if not field_shard(shard, field).is_file()
+        ]
+        if missing:
+            raise FieldMismatch(
+                f"missing field shards ({', '.join(missing[:3])}...): run "
+                "`tld precompute frames`, `flow` and `masks` on this build"
+            )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from timelapse_d.config import ConfigError
 from timelapse_d.runs import write_atomic
 from timelapse_d.tars import write_samples
 
@@ -42,8 +43,9 @@ JPEG_QUALITY = 95
 DIGESTS = "sha256"  # member holding the digests of a field sample's other members
 
 
-class FieldMismatch(ValueError):
-    """A field shard does not line up with its clip shard, or cannot be read."""
+class FieldMismatch(ConfigError):
+    """A field shard does not line up with its clip shard, or cannot be read (a ConfigError:
+    the command that rebuilds it fixes it)."""
 
 
 def field_shard(clip_shard: Path, field: str) -> Path:
