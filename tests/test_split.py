@@ -91,3 +91,24 @@ def test_small_categories_and_uncategorized_clips() -> None:
 def test_fraction_must_be_inside_zero_one(fraction: float) -> None:
     with pytest.raises(ConfigError, match="test fraction"):
         split(_corpus(0), fraction, seed=0)
+
+
+def test_tld_split_writes_the_manifest_column(synthetic_build, tmp_path) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from timelapse_d.cli import cli
+
+    out = tmp_path / "out"
+    shutil.copytree(synthetic_build, out)
+    result = CliRunner().invoke(cli, ["split", str(out), "--test-fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert all((r["split"] is None) == (r["status"] != "kept") for r in rows)
+    sides = {}
+    for row in (r for r in rows if r["split"]):
+        sides.setdefault(row["video_id"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    assert {"train", "test"} == set().union(*sides.values())

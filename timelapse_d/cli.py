@@ -316,6 +316,24 @@ def train(
         click.echo(f"step {rows[-1]['step']}: loss {rows[-1]['loss']:.5f}; log {out / LOG_FILE}")
 
 
+@cli.command("split")
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.146,
+    show_default=True,
+    help="Share of kept clips in test (Time-lapse-D: 2,456 of 16,874).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def split_command(out: Path, test_fraction: float, seed: int) -> None:
+    """Split the kept clips of OUT into train and test: whole source videos on one side, every
+    category in the same proportion; written to the manifest's `split` column."""
+    from timelapse_d.annotation.split import write_split
+
+    click.echo(write_split(out, test_fraction, seed).text())
+
+
 @cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""

@@ -70,6 +70,8 @@ CLIP_SCHEMA = pa.schema(
         ("stream_copied", pa.bool_()),
         ("duplicate_of", pa.string()),
         ("source_error", pa.string()),
+        ("categories", pa.list_(pa.string())),
+        ("split", pa.string()),
         ("crop_x", pa.int64()),
         ("crop_y", pa.int64()),
         ("crop_width", pa.int64()),
@@ -138,6 +140,10 @@ CLIP_COLUMNS = {
     "on a keyframe: it can be copied when it also needs no crop or scaling.",
     "max_keyframe_gap": "Longest run of source frames in the clip without a keyframe.",
     "duplicate_of": "For a `duplicate`, the kept clip it repeats.",
+    "categories": "Scene categories (annotation/taxonomy.yaml) resolved from annotators; null "
+    "until annotated.",
+    "split": "`train` or `test` after `tld split` (kept clips only; whole source videos on one "
+    "side, every category in the configured proportion); null otherwise.",
     "source_error": "`tld rehydrate`: why the clip's source could not be downloaded "
     "(`class: message`).",
     "dhash_q1": "64-bit difference hash (as int64) of the frame a quarter into the clip.",

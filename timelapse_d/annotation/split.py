@@ -34,6 +34,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from timelapse_d.config import ConfigError
@@ -220,3 +221,20 @@ def _summary(balance: _Balance, test_fraction: float, categories: list[str]) -> 
             for c in sorted(categories)
         ),
     )
+
+
+def write_split(out: Path, test_fraction: float, seed: int = 0) -> SplitSummary:
+    """Split the kept clips of OUT/manifest.parquet and store the `split` column in it."""
+    from timelapse_d.manifest import CLIP_SCHEMA, read_rows, write_table
+
+    manifest = out / "manifest.parquet"
+    if not manifest.is_file():
+        raise ConfigError(f"{manifest} is missing: run `tld build` first")
+    rows = read_rows(manifest)
+    kept = [row for row in rows if row["status"] == "kept"]
+    if not kept:
+        raise ConfigError(f"{manifest} has no kept clips to split")
+    result = split(kept, test_fraction, seed)
+    updated = [{**row, "split": result.assignment.get(row["clip_id"])} for row in rows]
+    write_table(manifest, updated, CLIP_SCHEMA)
+    return result.summary
