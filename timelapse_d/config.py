@@ -220,14 +220,20 @@ def builtin_recipe(name: str) -> Path | None:
     return Path(str(candidate)) if candidate.is_file() else None
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The parsed YAML file (None when empty); ConfigError naming `what` when it is missing or
+    not valid YAML."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+
+
 def load_recipe(path: Path) -> dict[str, Any]:
     """Read a recipe file into flat dotted keys."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"recipe not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "recipe") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of config keys")
     return _flatten(data)

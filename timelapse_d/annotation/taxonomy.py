@@ -20,9 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
-from timelapse_d.config import ConfigError
+from timelapse_d.config import ConfigError, read_yaml
 
 # annotation/ ships in the wheel under this name (like pipelines/ as timelapse_d.recipes).
 FILES_PACKAGE = "timelapse_d.annotation_files"
@@ -119,12 +118,7 @@ def default_taxonomy_path() -> Path:
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     """Read and validate a taxonomy file (default: :func:`default_taxonomy_path`)."""
     source = path or default_taxonomy_path()
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"taxonomy not found: {source}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"taxonomy {source} is not valid YAML: {exc}") from exc
+    data = read_yaml(source, "taxonomy")
     if not isinstance(data, dict) or set(data) != set(_SECTIONS):
         raise ConfigError(f"taxonomy {source} must have exactly the sections {_SECTIONS}")
     sections = {name: _labels(source, name, data[name]) for name in _SECTIONS}

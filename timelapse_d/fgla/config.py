@@ -15,9 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from timelapse_d.config import ConfigError
+from timelapse_d.config import ConfigError, read_yaml
 
 CONFIG_FILE = "fgla.yaml"  # in models/, shipped as timelapse_d.model_configs
 FLOW_RESIZE_MODES = ("area", "bilinear", "nearest")
@@ -169,12 +167,7 @@ def load_fgla_config(
     """Read a config file (default :func:`default_config_path`), then apply dotted overrides
     (``{"loss.tv_sigma": 0.2}``, as `--set` gives them)."""
     source = Path(path) if path is not None else default_config_path()
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"FGLA config not found: {source}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"FGLA config {source} is not valid YAML: {exc}") from exc
+    data = read_yaml(source, "FGLA config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"FGLA config {source} must be a mapping of sections")
     for key, value in (overrides or {}).items():

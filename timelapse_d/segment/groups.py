@@ -12,9 +12,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from timelapse_d.config import ConfigError
+from timelapse_d.config import ConfigError, read_yaml
 
 NUM_CLASSES = 150  # ADE20K scene-parsing classes
 GROUP_NAMES = ("sky", "tree", "grass", "water", "waterfall", "others")  # index = group id
@@ -39,12 +38,7 @@ def default_groups_path() -> Path:
 def load_groups(path: Path | None = None) -> GroupMapping:
     """Read and validate a group mapping file (default: :func:`default_groups_path`)."""
     source = path or default_groups_path()
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"group mapping not found: {source}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"group mapping {source} is not valid YAML: {exc}") from exc
+    data = read_yaml(source, "group mapping")
     named = GROUP_NAMES[:OTHERS]
     if not isinstance(data, dict) or set(data) != set(named):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
