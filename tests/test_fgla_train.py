@@ -4,9 +4,15 @@ the same losses as an uninterrupted one."""
 from __future__ import annotations
 
 import csv
+import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from timelapse_d.config import ConfigError
 from timelapse_d.fgla.config import load_fgla_config
@@ -47,3 +53,42 @@ def test_loss_falls_and_runs_are_not_overwritten(fields_build: Path, tmp_path: P
         train(config, TrainOptions(fields_build, tmp_path / "run", steps=13))
     with pytest.raises(ConfigError, match="no checkpoint"):
         train(config, TrainOptions(fields_build, tmp_path / "none", steps=1, resume=True))
+
+
+def _ddp_rank(rank: int, port: int, data: Path, out: Path, results: Any) -> None:
+    """One process of a 2-process gloo run (spawned: module-level)."""
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    try:
+        rows = train(load_fgla_config(overrides=SMALL), TrainOptions(data, out, steps=2))
+        results.put((rank, [key for row in rows for key in row["keys"]], len(rows)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_trains_on_disjoint_data(fields_build: Path, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.SimpleQueue()
+    workers = [
+        context.Process(target=_ddp_rank, args=(r, port, fields_build, tmp_path, results))
+        for r in (0, 1)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    seen = dict((rank, (keys, steps)) for rank, keys, steps in (results.get(), results.get()))
+    assert seen[0][1] == seen[1][1] == 2
+    assert seen[0][0] and seen[1][0] and not set(seen[0][0]) & set(seen[1][0])
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert len(checkpoint["positions"]) == 2 and checkpoint["positions"][0]["step"] == 2
+    with open(tmp_path / LOG_FILE) as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2]  # rank 0 only

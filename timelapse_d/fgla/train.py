@@ -5,12 +5,18 @@ Passes over the data are numbered; pass ``e`` streams every clip once with the s
 model, the optimizer, the step, the pass and the batches done in it, and the resolved config:
 ``--resume`` rebuilds pass ``e``, skips the batches already done and goes on, giving the same
 losses as an uninterrupted run. Losses go to ``OUT/train_log.csv``.
+
+Several processes (``torchrun --nproc_per_node N -m timelapse_d train ...``, or any launcher
+that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT) train one DistributedDataParallel
+model: each rank streams its own disjoint share of the shards, gradients are averaged, rank 0
+writes the log and the checkpoint, which keeps every rank's data position.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from timelapse_d.checkpoints import CheckpointError
@@ -58,9 +66,22 @@ class Position:
     batches: int = 0
 
 
-def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, float]]:
-    """Train until ``options.steps`` optimizer steps; return the log rows of this run."""
+def _join_process_group(device: torch.device) -> tuple[int, int]:
+    """(rank, world size): joins the process group a launcher describes in the environment."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
+    """Train until ``options.steps`` optimizer steps; return this process's log rows (with the
+    clip keys of each batch)."""
     device = resolve_device(options.device)
+    rank, world = _join_process_group(device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     options.out.mkdir(parents=True, exist_ok=True)
     checkpoint = options.out / CHECKPOINT
     if options.resume and not checkpoint.is_file():
@@ -72,16 +93,24 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, float]]:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, betas=config.train.betas)
     position = Position()
     if options.resume:
-        config, position = _load(checkpoint, model, optimizer, device)
+        config, position = _load(checkpoint, model, optimizer, device, rank, world)
+    network = DistributedDataParallel(model) if world > 1 else model
     stream = FGLAStream(
-        StreamConfig(str(options.data / "shards"), seed=options.seed, flip=config.data.flip)
+        StreamConfig(
+            str(options.data / "shards"),
+            seed=options.seed,
+            flip=config.data.flip,
+            rank=rank,
+            world_size=world,
+        )
     )
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     started, samples = time.monotonic(), 0
     while position.step < options.steps:
+        step_before = position.step
         for batch in _batches(stream, config, options, position):
             terms = training_losses(
-                model,
+                network,
                 config,
                 *(batch[k].to(device) for k in ("image_t", "image_t1", "flow", "masks")),
             )
@@ -92,14 +121,29 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, float]]:
             position.batches += 1
             samples += len(batch["key"])
             rate = samples / max(time.monotonic() - started, 1e-9)
-            rows.append(_log_row(options.out, position, terms, rate))
+            row = _log_row(position, terms, rate)
+            if rank == 0:
+                _append_log(options.out, row)
+            rows.append({**row, "keys": batch["key"]})
             if position.step % options.checkpoint_every == 0 or position.step == options.steps:
-                _save(checkpoint, model, optimizer, position, config)
+                _save(checkpoint, model, optimizer, _positions(position, world), config, rank)
             if position.step >= options.steps:
                 return rows
+        if position.step == step_before:
+            raise ConfigError(f"rank {rank} of {world} has no training data (fewer shards?)")
         position.data_pass += 1
         position.batches = 0
     return rows
+
+
+def _positions(position: Position, world: int) -> list[dict[str, int]]:
+    """Every rank's data position (all ranks take part)."""
+    mine = vars(position).copy()
+    if world == 1:
+        return [mine]
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, mine)
+    return gathered
 
 
 def _batches(
@@ -115,7 +159,7 @@ def _batches(
             yield batch
 
 
-def _log_row(out: Path, position: Position, terms: Any, rate: float) -> dict[str, float]:
+def _log_row(position: Position, terms: Any, rate: float) -> dict[str, float]:
     row = {
         "step": position.step,
         "pass": position.data_pass,
@@ -125,6 +169,11 @@ def _log_row(out: Path, position: Position, terms: Any, rate: float) -> dict[str
         "tv": float(terms.tv.detach()),
         "samples_per_s": round(rate, 3),
     }
+    LOG.info("step %d: loss %.5f (%.2f samples/s)", position.step, row["loss"], rate)
+    return row
+
+
+def _append_log(out: Path, row: dict[str, float]) -> None:
     path = out / LOG_FILE
     new = not path.exists()
     with open(path, "a", newline="") as fh:
@@ -132,21 +181,22 @@ def _log_row(out: Path, position: Position, terms: Any, rate: float) -> dict[str
         if new:
             writer.writeheader()
         writer.writerow(row)
-    LOG.info("step %d: loss %.5f (%.2f samples/s)", position.step, row["loss"], rate)
-    return row
 
 
 def _save(
     path: Path,
     model: FGLA,
     optimizer: torch.optim.Optimizer,
-    position: Position,
+    positions: list[dict[str, int]],
     config: FGLAConfig,
+    rank: int,
 ) -> None:
+    if rank != 0:
+        return
     payload = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "position": vars(position).copy(),
+        "positions": positions,
         "config": config_to_dict(config),
     }
     with atomic_path(path) as tmp:
@@ -154,13 +204,21 @@ def _save(
 
 
 def _load(
-    path: Path, model: FGLA, optimizer: torch.optim.Optimizer, device: torch.device
+    path: Path,
+    model: FGLA,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    rank: int,
+    world: int,
 ) -> tuple[FGLAConfig, Position]:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
         raise CheckpointError(f"{path}: not a readable training checkpoint ({exc})") from exc
+    positions = payload["positions"]
+    if len(positions) != world:
+        raise ConfigError(f"{path} was written by {len(positions)} processes; resume with as many")
     config = fgla_config_from_dict(payload["config"])
     model.load_state_dict(payload["model"], strict=True)
     optimizer.load_state_dict(payload["optimizer"])
-    return config, Position(**payload["position"])
+    return config, Position(**positions[rank])
