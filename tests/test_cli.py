@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import re
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,19 @@ def tld(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TLD, *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", [[], ["build"], ["status"], ["synth"], ["schema"]])
-def test_every_command_has_help(command: list[str]) -> None:
+README_COMMANDS = sorted(
+    set(re.findall(r"^tld ([a-z]+)", (Path(__file__).parents[1] / "README.md").read_text(), re.M))
+)
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in README_COMMANDS)])
+def test_every_command_the_readme_shows_has_help(command: list[str]) -> None:
     result = tld(*command, "--help")
-    assert result.returncode == 0 and "Usage:" in result.stdout
+    assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
+
+
+def test_the_readme_shows_every_command() -> None:
+    assert {"build", "precompute", "rehydrate", "split", "train", "weights"} <= set(README_COMMANDS)
 
 
 def test_schema_prints_the_manifest_docs() -> None:

@@ -222,6 +222,48 @@ def attribution(out: Path, output: Path | None, every_download: bool) -> None:
     click.echo(str(write_attribution(out, output, every_download)))
 
 
+@cli.command()
+@click.argument("manifest", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output directory: shards/, manifest.parquet, videos.parquet, run/.",
+)
+@click.option("--workers", type=int, help="Parallel encode processes (default 1).")
+@click.option("--retry-failed", is_flag=True, help="Retry downloads recorded as failed.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config key: the published build's encode.* and shard.* settings, "
+    "download.* (workers, proxy, cookies, rate limit) (repeatable).",
+)
+def rehydrate(
+    manifest: Path, out: Path, workers: int | None, retry_failed: bool, sets: tuple[str, ...]
+) -> None:
+    """Rebuild a published dataset in OUT from MANIFEST, a Parquet file of clip rows whose
+    source_uri is the source video's URL.
+
+    Each needed source is downloaded once, whole; the listed clips are cut and sharded as
+    `tld build` does. Clips whose source cannot be had are listed as rejected with the
+    download error's class. Re-running the same command resumes.
+    """
+    from timelapse_d.rehydrate import rehydrate as run_rehydrate
+
+    overrides = parse_set(list(sets))
+    if workers is not None:
+        overrides["workers"] = workers
+    if retry_failed:
+        overrides["download.retry_failed"] = True
+    config = resolve_config(source="urls", overrides=overrides)
+    summary = run_rehydrate(manifest, out, config)
+    click.echo(summary.text())
+    if not summary.complete:
+        sys.exit(1)
+
+
 @cli.group()
 def weights() -> None:
     """Model weights: what the toolkit can use, and installing them (checked strictly)."""
