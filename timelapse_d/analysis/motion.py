@@ -123,11 +123,12 @@ class MotionAnalyzer:
         self._window: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, grey, thumbnail)
         self._rows: list[tuple[float, ...]] = []
 
-    def update(self, index: int, gray: np.ndarray) -> None:
-        """Take frame ``index`` (grey); a pair starts at every ``pair_stride``-th frame."""
+    def update(self, index: int, gray: np.ndarray, thumb: np.ndarray | None = None) -> None:
+        """Take frame ``index`` (grey, and its :func:`change_thumbnail` when the caller has it);
+        a pair starts at every ``pair_stride``-th frame."""
         if not self._window and index % self.config.pair_stride != 0:
             return
-        self._window.append((index, gray, change_thumbnail(gray)))
+        self._window.append((index, gray, change_thumbnail(gray) if thumb is None else thumb))
         if len(self._window) > self.config.max_gap:
             self._measure_first_pair()
 

@@ -78,15 +78,16 @@ class QualityAnalyzer:
         self._steps: list[float] = [0.0]  # per frame: change from the previous frame
         self._previous: np.ndarray | None = None
 
-    def update(self, index: int, gray: np.ndarray) -> None:
+    def update(self, index: int, gray: np.ndarray, thumb: np.ndarray | None = None) -> None:
+        """Take frame ``index`` (grey, and its change thumbnail when the caller has it)."""
         if index % self.config.sample_stride == 0:
             blur = blur_estimate(gray)
             highlight, white = exposure(gray)
             self._sampled.append((index, math.nan if blur is None else blur, highlight, white))
-        thumb = change_thumbnail(gray).astype(np.float32)
+        picture = (change_thumbnail(gray) if thumb is None else thumb).astype(np.float32)
         if self._previous is not None:
-            self._steps.append(float(np.abs(thumb - self._previous).mean()))
-        self._previous = thumb
+            self._steps.append(float(np.abs(picture - self._previous).mean()))
+        self._previous = picture
 
     def _stills(self, start: int, end: int) -> int:
         """Number of held pictures in [start, end): isolated jumps + 1 (0 when none)."""

@@ -18,7 +18,12 @@ import numpy as np
 
 from timelapse_d.analysis.borders import BorderDetector
 from timelapse_d.analysis.cuts import CutDetector, segments_from_cuts
-from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
+from timelapse_d.analysis.motion import (
+    MotionAnalyzer,
+    MotionConfig,
+    change_thumbnail,
+    clip_motion_scores,
+)
 from timelapse_d.analysis.quality import QualityAnalyzer
 from timelapse_d.config import AnalyzeConfig
 from timelapse_d.errors import DecodeError, MediaError
@@ -166,9 +171,10 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
         for frame in prefetched(decoded):
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)  # once, for every analyzer
             cuts.update(frame.index, frame.image, gray)
-            motion.update(frame.index, gray)
+            thumb = change_thumbnail(gray)  # shared by the motion and held-still measures
+            motion.update(frame.index, gray, thumb)
             borders.update(frame.index, gray)
-            quality.update(frame.index, gray)
+            quality.update(frame.index, gray, thumb)
             coding.update(frame)
             times.append(frame.time_s)
     except DecodeError as exc:
