@@ -87,6 +87,22 @@ def test_transient_failures_exhausted_stay_retryable(host: VideoHost, tmp_path: 
     assert record.ok  # a transient class is tried again by the next run
 
 
+def test_a_complete_partial_file_left_by_a_kill_is_fetched_anew(
+    host: VideoHost, tmp_path: Path
+) -> None:
+    """A kill between the last byte and yt-dlp's rename leaves a whole .part: resuming it asks
+    for bytes past the end (416), which must not mark the video unsupported."""
+    candidates = read_url_list(url_list(host, tmp_path))[:1]
+    incoming = tmp_path / "out" / ".incoming"
+    incoming.mkdir(parents=True)
+    (incoming / f"{candidates[0].video_id}.mp4.part").write_bytes(clip())
+    report = download_all(candidates, FAST, tmp_path / "out", tmp_path / "state")
+    assert report.counts() == {"ok": 1}
+    assert report.records[0].sha256 == hashlib.sha256(clip()).hexdigest()
+    assert 416 in [h.status for h in host.hits(GOOD[0])]  # the case under test did happen
+    assert not any(incoming.iterdir())
+
+
 def test_a_stalled_server_times_out_and_is_retried(host: VideoHost, tmp_path: Path) -> None:
     host.faults["/v/a.mp4"] = Fault(delay_s=1.5, times=1)
     candidates = read_url_list(url_list(host, tmp_path))[:1]

@@ -4,6 +4,7 @@ Layout (``OUT`` is the download folder, ``STATE`` the acquisition state folder):
 
     OUT/<video_id>.<ext>             verified videos
     OUT/.incoming/                   yt-dlp's working files; a .part resumes after a kill
+                                 (one already complete is fetched anew)
     STATE/downloads/<video_id>.json  the record of a finished video (ok or failed), written last
     STATE/download-ratelimit.json    limiter of download starts (download.calls_per_period)
 
@@ -322,6 +323,10 @@ def _fetch(candidate: Candidate, config: DownloadConfig, incoming: Path) -> _Fet
                 info = _direct_info(candidate) if candidate.formats else _page_info(ydl, candidate)
                 info = ydl.process_ie_result(info, download=True)
         except YoutubeDLError as exc:
+            if _http_status(exc) == 416:  # a .part kept from a killed run holds the whole file
+                _discard_incoming(incoming.parent, video_id)
+                message = "kept partial download was complete; fetching anew"
+                raise AcquireError("network", message) from None
             raise classify_error(exc) from None
     downloads = info.get("requested_downloads") or []
     if not downloads:
@@ -336,6 +341,11 @@ def _fetch(candidate: Candidate, config: DownloadConfig, incoming: Path) -> _Fet
     os.replace(path, placed)
     meta = candidate.meta if candidate.formats else _merge_info(candidate.meta, info)
     return _Fetched(placed, meta, str(info.get("format_id", "")), probe)
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The status of the HTTP error among `exc`'s causes, if any."""
+    return next((c.status for c in _causes(exc) if isinstance(c, HTTPError)), None)
 
 
 def _page_info(ydl: YoutubeDL, candidate: Candidate) -> dict[str, Any]:
