@@ -239,6 +239,18 @@ def load_recipe(path: Path) -> dict[str, Any]:
     return _flatten(data)
 
 
+def saved_build_config(out: Path) -> BuildConfig:
+    """The resolved config the latest `tld build` of `out` saved (OUT/run/config.yaml)."""
+    path = out / "run" / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"{out} has no saved build config ({path}): run `tld build` first")
+    flat = load_recipe(path)
+    config = BuildConfig(source=flat.pop("source", "local"))
+    for key, value in flat.items():
+        set_value(config, key, value)
+    return config
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """Parse repeated `key=value` strings; values are read as YAML scalars."""
     parsed: dict[str, Any] = {}

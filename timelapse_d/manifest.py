@@ -48,6 +48,7 @@ VIDEO_SCHEMA = pa.schema(
         ("download_bytes", pa.int64()),
         ("download_attempts", pa.int64()),
         ("sha256", pa.string()),
+        ("local_path", pa.string()),
     ]
 )
 
@@ -72,6 +73,10 @@ CLIP_SCHEMA = pa.schema(
         ("source_error", pa.string()),
         ("categories", pa.list_(pa.string())),
         ("split", pa.string()),
+        ("human_decision", pa.string()),
+        ("human_reasons", pa.list_(pa.string())),
+        ("agreement", pa.float64()),
+        ("n_annotations", pa.int64()),
         ("crop_x", pa.int64()),
         ("crop_y", pa.int64()),
         ("crop_width", pa.int64()),
@@ -107,6 +112,8 @@ VIDEO_COLUMNS = {
     "download_bytes": "Remote sources: size of the downloaded file.",
     "download_attempts": "Remote sources: download attempts (retries after transient errors).",
     "sha256": "Remote sources: SHA-256 of the downloaded file.",
+    "local_path": "The file the build read (relative to the build folder when inside it); "
+    "`tld annotate push` cuts its previews from it.",
     "width": "Display width in pixels, after rotation (probe).",
     "height": "Display height in pixels, after rotation (probe).",
     "fps": "Average frame rate (probe).",
@@ -142,6 +149,13 @@ CLIP_COLUMNS = {
     "duplicate_of": "For a `duplicate`, the kept clip it repeats.",
     "categories": "Scene categories (annotation/taxonomy.yaml) resolved from annotators; null "
     "until annotated.",
+    "human_decision": "`keep` or `reject` resolved from annotators by `tld annotate pull` "
+    "(weighted or majority vote); null until annotated.",
+    "human_reasons": "Reject reasons (annotation/taxonomy.yaml) the rejecting annotators gave; "
+    "null until annotated.",
+    "agreement": "Share of the annotators' weight behind `human_decision` (0.5-1).",
+    "n_annotations": "Annotators who answered the clip (their latest answer each); 0 until "
+    "annotated.",
     "split": "`train` or `test` after `tld split` (kept clips only; whole source videos on one "
     "side, every category in the configured proportion); null otherwise.",
     "source_error": "`tld rehydrate`: why the clip's source could not be downloaded "
@@ -191,6 +205,9 @@ REJECT_REASONS = {
     "too_dark": "`highlight_luma` below `filter.min_highlight_luma`: almost nothing in the frame "
     "is brighter than near-black (a night sky with stars, moon or aurora stays above it).",
     "blown_out": "`clipped_white` above `filter.max_clipped_white`: the picture is burnt white.",
+    "human_reject": "Annotators rejected it (`human_decision`); their reasons are in "
+    "`human_reasons`. A human keep lifts the automatic `camera_motion`, `static`, `slideshow`, "
+    "`blurry`, `too_dark` and `blown_out`.",
     "duplicate": "Its keyframe hashes differ from an earlier kept clip's (`duplicate_of`) by at "
     "most `filter.max_duplicate_bits` bits in all: the same footage in another file, size or "
     "encoding.",

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from timelapse_d.annotation.pull import apply_labels
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.executors import Task, TaskFailure, run_tasks
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
@@ -42,6 +43,15 @@ def acquire(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
     if config.source in REMOTE_SOURCES:
         return acquire_remote(config, out, run)
     raise ConfigError(f"unknown source {config.source!r}; available: {', '.join(SOURCES)}")
+
+
+def _local_path(path: str | Path, out: Path) -> str:
+    """`path` relative to the build folder when inside it (the folder can move), else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
 
 
 def _file_identity(path: str) -> list[int]:
@@ -172,7 +182,11 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         LOG.info("build: %d source videos from %s", len(videos), config.source)
         results, video_keys = run_analyze(videos, config, run)
         video_rows = [
-            {**results[v.video_id]["video"], **acquired.provenance.get(v.video_id, {})}
+            {
+                **results[v.video_id]["video"],
+                **acquired.provenance.get(v.video_id, {}),
+                "local_path": _local_path(v.path, out),
+            }
             for v in videos
             if v.video_id in results
         ] + acquired.failed_rows
@@ -185,6 +199,7 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
             ],
             config.filter,
         )
+        decided = apply_labels(out, decided, config.filter)
         kept = [c for c in decided if c["status"] == CLIP_KEPT]
         paths = {v.video_id: v.path for v in videos}
         encoded = run_encode(kept, paths, video_keys, config, run)

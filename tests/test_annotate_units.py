@@ -1,0 +1,122 @@
+"""`tld annotate` pieces that need no server: selection, pre-annotations, reading exports,
+connection errors that name the problem and never the token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from timelapse_d.annotation.pull import annotation_rows
+from timelapse_d.annotation.push import is_borderline, pre_annotation, select_clips
+from timelapse_d.annotation.server import AnnotationServerError, executable
+from timelapse_d.annotation.studio import Connection, Studio, resolve_connection
+from timelapse_d.annotation.taxonomy import load_taxonomy
+from timelapse_d.config import ConfigError, FilterConfig
+
+CONFIG = FilterConfig()
+
+
+def _clip(clip_id: str, status: str = "kept", reasons: tuple[str, ...] = (), **scores) -> dict:
+    base = {
+        "camera_translation": 0.1e-3, "camera_drift": 0.1e-3, "camera_zoom": 0.1e-3,
+        "camera_rotation": 0.1e-3, "camera_shake": 0.1e-3, "scene_motion": 1e-3,
+        "frame_change": 0.05, "sharpness": 0.8, "highlight_luma": 0.6, "clipped_white": 0.0,
+    }  # fmt: skip
+    return {"clip_id": clip_id, "video_id": "v", "status": status,
+            "reject_reasons": list(reasons), **base, **scores}  # fmt: skip
+
+
+def test_borderline_means_a_score_within_the_factor_of_its_threshold() -> None:
+    assert not is_borderline(_clip("a"), CONFIG, 1.5)
+    limit = CONFIG.max_camera_translation
+    assert is_borderline(_clip("b", camera_translation=limit * 1.3), CONFIG, 1.5)
+    assert is_borderline(_clip("c", camera_translation=limit / 1.3), CONFIG, 1.5)
+    assert not is_borderline(_clip("d", camera_translation=limit * 2), CONFIG, 1.5)
+    assert is_borderline(_clip("e", sharpness=CONFIG.min_sharpness * 1.2), CONFIG, 1.5)
+    assert not is_borderline(_clip("f", sharpness=None), CONFIG, 1.5)  # not measured
+
+
+def test_selection_always_includes_gold_and_skips_clips_without_footage() -> None:
+    rows = [
+        _clip("kept"),
+        _clip("rejected", "rejected", ("camera_motion",), camera_translation=0.01),
+        _clip("edge", camera_shake=CONFIG.max_camera_shake * 0.9),
+        {**_clip("broken", "rejected", ("unreadable",)), "encode_error": "bad"},
+    ]
+    ids = lambda clips: [c["clip_id"] for c in clips]  # noqa: E731
+    assert ids(select_clips(rows, "all", CONFIG)) == ["kept", "rejected", "edge"]
+    assert ids(select_clips(rows, "kept", CONFIG)) == ["kept", "edge"]
+    assert ids(select_clips(rows, "borderline", CONFIG, gold=["kept"])) == ["kept", "edge"]
+    with pytest.raises(ConfigError, match="gold clips not in the manifest"):
+        select_clips(rows, "all", CONFIG, gold=["elsewhere"])
+    with pytest.raises(ConfigError, match="--select"):
+        select_clips(rows, "some", CONFIG)
+
+
+def test_pre_annotation_carries_the_automatic_decision_and_reasons() -> None:
+    taxonomy = load_taxonomy()
+    kept = pre_annotation(_clip("a"), taxonomy)["result"]
+    assert [r["value"]["choices"] for r in kept] == [["keep"]]
+    rejected = pre_annotation(_clip("b", "rejected", ("static", "blurry", "duplicate")), taxonomy)
+    choices = {r["from_name"]: r["value"]["choices"] for r in rejected["result"]}
+    assert choices == {"decision": ["reject"], "reasons": ["low_quality", "not_timelapse", "other"]}
+
+
+def test_exported_annotations_become_rows_and_skips_are_dropped() -> None:
+    def result(decision: str, reasons=(), categories=()) -> list[dict]:
+        parts = [
+            ("decision", [decision]),
+            ("reasons", list(reasons)),
+            ("categories", list(categories)),
+        ]
+        return [{"from_name": n, "type": "choices", "value": {"choices": v}} for n, v in parts if v]
+
+    tasks = [
+        {"data": {"clip_id": "c1"}, "annotations": [
+            {"completed_by": 2, "result": result("reject", ["zoom"], ["cloud"]),
+             "created_at": "2026-11-22T08:00:00Z", "updated_at": "2026-11-22T09:30:00.5+01:00"},
+            {"completed_by": 3, "result": [], "was_cancelled": True,
+             "created_at": "2026-11-22T08:00:00Z"},
+            {"completed_by": 9, "result": result("keep"), "created_at": "2026-11-22T08:00:00Z"},
+        ]},
+    ]  # fmt: skip
+    rows = annotation_rows(tasks, {2: "a@example.org"})
+    assert rows == [
+        {"clip_id": "c1", "annotator": "a@example.org", "decision": "reject", "reasons": ["zoom"],
+         "categories": ["cloud"], "timestamp": "2026-11-22T08:30:00.500000Z"},
+        {"clip_id": "c1", "annotator": "user-9", "decision": "keep", "reasons": [],
+         "categories": [], "timestamp": "2026-11-22T08:00:00.000000Z"},
+    ]  # fmt: skip
+
+
+def test_missing_server_environment_names_the_install_command(tmp_path: Path) -> None:
+    with pytest.raises(AnnotationServerError, match="tld annotate server install --venv"):
+        executable(tmp_path / "venv")
+
+
+def test_unreachable_server_is_a_clear_error_without_the_token(tmp_path: Path) -> None:
+    pytest.importorskip("label_studio_sdk")
+    token = "secret-token-that-must-not-leak-1234"
+    studio = Studio(Connection("http://127.0.0.1:9", token, tmp_path), timeout_s=2)
+    with pytest.raises(AnnotationServerError, match="did not answer") as caught:
+        studio.tasks(1)
+    assert token not in str(caught.value) and token not in repr(studio.__dict__)
+
+
+def test_connection_needs_a_url_and_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_FILES_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(AnnotationServerError, match="no Label Studio server"):
+        resolve_connection(data_dir=tmp_path)
+    with pytest.raises(AnnotationServerError, match="no API token"):
+        resolve_connection("http://127.0.0.1:8080", data_dir=tmp_path)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "t0k")
+    with pytest.raises(AnnotationServerError, match="--files-root"):
+        resolve_connection("http://127.0.0.1:8080", data_dir=tmp_path)
+    connection = resolve_connection(
+        "http://127.0.0.1:8080/", files_root=tmp_path, data_dir=tmp_path
+    )
+    assert connection.url == "http://127.0.0.1:8080" and "t0k" not in repr(connection)

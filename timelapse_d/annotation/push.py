@@ -1,0 +1,297 @@
+"""`tld annotate push`: one Label Studio task per selected clip, with a preview and the
+automatic decision as a pre-annotation.
+
+Tasks are keyed by `clip_id` (in the task data): a push lists the project's tasks first and
+only creates the clips it lacks, in batches, and updates tasks whose data changed, so pushing
+again never duplicates a task and never touches annotations. A push stopped part way (server
+down, killed command) is completed by running it again.
+
+Previews are small H.264 MP4s (at most `PREVIEW_HEIGHT` pixels high, cropped like the clip,
+`+faststart` so the browser plays them at once) cut from the source video into
+``OUT/annotations/previews/<clip_id>.mp4``; Label Studio serves them from that folder through
+its local-files storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from timelapse_d.annotation.server import AnnotationServerError
+from timelapse_d.annotation.studio import Studio
+from timelapse_d.annotation.taxonomy import (
+    DECISION,
+    KEEP,
+    REASONS,
+    REJECT,
+    VIDEO_FIELD,
+    GoldTask,
+    Taxonomy,
+    label_config_xml,
+    load_taxonomy,
+    read_gold,
+)
+from timelapse_d.config import ConfigError, EncodeConfig, FilterConfig, saved_build_config
+from timelapse_d.executors import Task, TaskFailure, run_tasks
+from timelapse_d.manifest import read_rows, write_table
+from timelapse_d.records import CLIP_KEPT
+from timelapse_d.runs import read_json, write_json
+from timelapse_d.stages.encode import encode_clip
+from timelapse_d.stages.filter import CAMERA_LIMITS
+
+LOG = logging.getLogger("timelapse_d")
+ANNOTATIONS = "annotations"
+PREVIEWS = "previews"
+GOLD_FILE = "gold.parquet"
+PUSH_FILE = "push.json"
+SELECTIONS = ("all", "kept", "borderline")
+PREVIEW_HEIGHT = 360
+PREVIEW_ENCODE = EncodeConfig(crf=28, gop=25, max_height=PREVIEW_HEIGHT, stream_copy=False)
+MODEL_VERSION = "timelapse-d-filter"
+GOLD_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("decision", pa.string()),
+        ("reasons", pa.list_(pa.string())),
+        ("categories", pa.list_(pa.string())),
+    ]
+)
+# Scores whose threshold turns into a soft reject reason: (column, FilterConfig limit, kind);
+# a "max" score rejects above its limit, a "min" score below it.
+BORDERLINE_SCORES = (
+    *((column, limit, "max") for column, limit in CAMERA_LIMITS),
+    ("scene_motion", "min_scene_motion", "min"),
+    ("frame_change", "min_frame_change", "min"),
+    ("sharpness", "min_sharpness", "min"),
+    ("highlight_luma", "min_highlight_luma", "min"),
+    ("clipped_white", "max_clipped_white", "max"),
+)
+# Automatic reasons as the taxonomy's reject reasons (the pre-annotation annotators confirm).
+PRE_ANNOTATED_REASONS = {
+    "camera_motion": "camera_motion",
+    "static": "not_timelapse",
+    "slideshow": "not_timelapse",
+    "blurry": "low_quality",
+    "too_dark": "low_quality",
+    "blown_out": "low_quality",
+    "low_resolution": "low_quality",
+}
+
+
+@dataclass(frozen=True)
+class PushSummary:
+    project_id: int
+    selected: int
+    created: int
+    updated: int
+    unchanged: int
+    previews_made: int
+    preview_seconds: float
+    task_seconds: float
+
+    def text(self) -> str:
+        return (
+            f"project {self.project_id}: {self.selected} clips selected; {self.created} tasks "
+            f"created, {self.updated} updated, {self.unchanged} unchanged; {self.previews_made} "
+            f"previews made in {self.preview_seconds:.1f} s; tasks sent in "
+            f"{self.task_seconds:.1f} s"
+        )
+
+
+def is_borderline(clip: dict[str, Any], config: FilterConfig, factor: float) -> bool:
+    """Whether a soft score lies within `factor` of its threshold (either side), so the
+    automatic decision about it is uncertain."""
+    for column, limit_name, _ in BORDERLINE_SCORES:
+        value, limit = clip.get(column), getattr(config, limit_name)
+        if value is None or limit is None or value <= 0 or limit <= 0:
+            continue
+        if abs(math.log(value / limit)) < math.log(factor):
+            return True
+    return False
+
+
+def select_clips(
+    rows: Sequence[dict[str, Any]],
+    selection: str,
+    config: FilterConfig,
+    gold: Sequence[str] = (),
+    factor: float = 1.5,
+) -> list[dict[str, Any]]:
+    """The clips to annotate: all, the kept ones, or the borderline ones; gold clips always."""
+    if selection not in SELECTIONS:
+        raise ConfigError(f"--select must be one of {', '.join(SELECTIONS)}, not {selection!r}")
+    gold_ids = set(gold)
+    picked = {
+        "all": lambda c: True,
+        "kept": lambda c: c["status"] == CLIP_KEPT,
+        "borderline": lambda c: is_borderline(c, config, factor),
+    }[selection]
+    usable = [r for r in rows if not r.get("encode_error") and not r.get("source_error")]
+    missing = gold_ids - {r["clip_id"] for r in rows}
+    if missing:
+        raise ConfigError(f"gold clips not in the manifest: {sorted(missing)[:5]}")
+    return [r for r in usable if r["clip_id"] in gold_ids or picked(r)]
+
+
+def pre_annotation(clip: dict[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
+    """The automatic decision as a Label Studio prediction (choices by taxonomy id)."""
+    auto = clip.get("reject_reasons") or []
+    decision = KEEP if clip["status"] == CLIP_KEPT else REJECT
+    result = [_choices(DECISION, [decision])]
+    reasons = sorted(
+        {PRE_ANNOTATED_REASONS.get(r, "other") for r in auto} & set(taxonomy.reason_ids)
+    )
+    if decision == REJECT and reasons:
+        result.append(_choices(REASONS, reasons))
+    return {"model_version": MODEL_VERSION, "result": result}
+
+
+def _choices(name: str, values: list[str]) -> dict[str, Any]:
+    return {
+        "from_name": name,
+        "to_name": VIDEO_FIELD,
+        "type": "choices",
+        "value": {"choices": values},
+    }
+
+
+def task_data(clip: dict[str, Any], video_url: str, gold: bool) -> dict[str, Any]:
+    """What a task holds: the preview URL, the clip's identity and its automatic decision."""
+    return {
+        VIDEO_FIELD: video_url,
+        "clip_id": clip["clip_id"],
+        "video_id": clip["video_id"],
+        "auto_status": clip["status"],
+        "auto_reasons": ", ".join(clip.get("reject_reasons") or []),
+        "gold": gold,
+    }
+
+
+def make_previews(
+    clips: Sequence[dict[str, Any]], sources: dict[str, Path], folder: Path, workers: int
+) -> int:
+    """Write the previews `folder` lacks; returns how many were made."""
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [c for c in clips if not (folder / f"{c['clip_id']}.mp4").exists()]
+    tasks = []
+    for clip in todo:
+        source = sources.get(clip["video_id"])
+        if source is None or not source.exists():
+            raise ConfigError(
+                f"the source video of {clip['clip_id']} is not on disk ({source}): previews are "
+                "cut from the sources `tld build` read; run `tld build` on this folder again"
+            )
+        out = folder / f"{clip['clip_id']}.mp4"
+        tasks.append(Task(clip["clip_id"], encode_clip, (clip, source, out, PREVIEW_ENCODE)))
+    for task, result in run_tasks(tasks, workers, "previews"):
+        if isinstance(result, TaskFailure):
+            raise ConfigError(f"preview of {task.name} failed: {result.error}")
+    return len(todo)
+
+
+def source_paths(out: Path) -> dict[str, Path]:
+    """Video id -> the source file the build read (`local_path` in videos.parquet)."""
+    paths = {}
+    for row in read_rows(out / "videos.parquet"):
+        if row.get("local_path"):
+            path = Path(row["local_path"])
+            paths[row["video_id"]] = path if path.is_absolute() else out / path
+    return paths
+
+
+def store_gold(gold_file: Path, out: Path, taxonomy: Taxonomy) -> dict[str, GoldTask]:
+    """Check the gold file and keep a copy in OUT/annotations/gold.parquet for `pull`."""
+    gold = read_gold(gold_file, taxonomy)
+    rows = [
+        {"clip_id": g.clip_id, "decision": g.decision, "reasons": list(g.reasons),
+         "categories": list(g.categories)}
+        for g in gold.values()
+    ]  # fmt: skip
+    write_table(out / ANNOTATIONS / GOLD_FILE, rows, GOLD_SCHEMA)
+    return gold
+
+
+def stored_gold(out: Path, taxonomy: Taxonomy) -> dict[str, GoldTask]:
+    """The gold tasks of the last push with --gold; empty without."""
+    path = out / ANNOTATIONS / GOLD_FILE
+    return read_gold(path, taxonomy) if path.exists() else {}
+
+
+def push(
+    out: Path,
+    studio: Studio,
+    project: str,
+    overlap: int = 1,
+    selection: str = "all",
+    gold_file: Path | None = None,
+    workers: int = 1,
+    batch_size: int = 100,
+    on_batch: Callable[[int], None] | None = None,
+) -> PushSummary:
+    """Create or update the project and its tasks; see the module docstring."""
+    if overlap < 1:
+        raise ConfigError(f"--overlap must be at least 1, not {overlap}")
+    if shutil.which("ffmpeg") is None:
+        raise ConfigError("ffmpeg is needed for the previews: apt-get install -y ffmpeg")
+    taxonomy = load_taxonomy()
+    gold = store_gold(gold_file, out, taxonomy) if gold_file else stored_gold(out, taxonomy)
+    rows = read_rows(out / "manifest.parquet")
+    clips = select_clips(rows, selection, saved_build_config(out).filter, list(gold))
+    previews = out / ANNOTATIONS / PREVIEWS
+    started = time.monotonic()
+    made = make_previews(clips, source_paths(out), previews, workers)
+    preview_seconds = time.monotonic() - started
+    started = time.monotonic()
+    project_id = studio.ensure_project(project, label_config_xml(taxonomy), overlap)
+    studio.ensure_local_storage(project_id, previews)
+    existing = {t["data"].get("clip_id"): t for t in studio.tasks(project_id)}
+    new, updated = [], 0
+    for clip in clips:
+        data = task_data(
+            clip, studio.file_url(previews / f"{clip['clip_id']}.mp4"), clip["clip_id"] in gold
+        )
+        task = existing.get(clip["clip_id"])
+        if task is None:
+            new.append({"data": data, "predictions": [pre_annotation(clip, taxonomy)]})
+        elif task["data"] != data:
+            studio.update_task(task["id"], data)
+            updated += 1
+    for start in range(0, len(new), batch_size):
+        studio.import_tasks(project_id, new[start : start + batch_size])
+        if on_batch is not None:
+            on_batch(start + len(new[start : start + batch_size]))
+    summary = PushSummary(
+        project_id=project_id,
+        selected=len(clips),
+        created=len(new),
+        updated=updated,
+        unchanged=len(clips) - len(new) - updated,
+        previews_made=made,
+        preview_seconds=preview_seconds,
+        task_seconds=time.monotonic() - started,
+    )
+    _record_push(out, studio.url, project, project_id, overlap)
+    return summary
+
+
+def _record_push(out: Path, url: str, title: str, project_id: int, overlap: int) -> None:
+    write_json(
+        out / ANNOTATIONS / PUSH_FILE,
+        {"url": url, "project": title, "project_id": project_id, "overlap": overlap},
+    )
+
+
+def pushed_project(out: Path) -> dict[str, Any]:
+    """What the last push recorded (server URL, project title and id)."""
+    path = out / ANNOTATIONS / PUSH_FILE
+    if not path.exists():
+        raise AnnotationServerError(f"{out} has not been pushed: run `tld annotate push` first")
+    return read_json(path)
