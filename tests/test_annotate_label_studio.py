@@ -213,7 +213,8 @@ def test_push_annotate_pull_round_trip(
     assert rebuilt[overruled]["status"] == "kept" and rebuilt[overruled]["shard"]
     assert {c: rebuilt[c]["human_decision"] for c in clip_ids} == truth
 
-    outputs = [pushed.output, status.output, pulled.output, again.output, caplog.text]
+    server_log = (Path(server.data_dir) / "server.log").read_text(errors="replace")
+    outputs = [pushed.output, status.output, pulled.output, again.output, caplog.text, server_log]
     assert not any(token in text for text in outputs)
     for path in build30.rglob("*"):
         if path.is_file():
