@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -16,7 +18,8 @@ import torch.multiprocessing as mp
 
 from timelapse_d.config import ConfigError
 from timelapse_d.fgla.config import load_fgla_config
-from timelapse_d.fgla.train import LOG_FILE, TrainOptions, train
+from timelapse_d.fgla.monitor import LOG_FILE, SAMPLES, TENSORBOARD
+from timelapse_d.fgla.train import TrainOptions, train
 
 SMALL = {
     "model.encoder.base_channels": 8,
@@ -31,8 +34,10 @@ SMALL = {
 def test_resume_continues_with_the_same_losses(fields_build: Path, tmp_path: Path) -> None:
     config = load_fgla_config(overrides=SMALL)
     straight = train(config, TrainOptions(fields_build, tmp_path / "straight", steps=5))
-    # 12 clips in batches of 4: step 4 starts the second pass over the data.
-    first = train(config, TrainOptions(fields_build, tmp_path / "resumed", steps=2))
+    # 12 clips in batches of 4: step 4 starts the second pass over the data. The resumed run
+    # also animates samples (at steps 2 and 4), which must not change its losses.
+    sampling = load_fgla_config(overrides={**SMALL, "train.sample_every": 2})
+    first = train(sampling, TrainOptions(fields_build, tmp_path / "resumed", steps=2))
     second = train(config, TrainOptions(fields_build, tmp_path / "resumed", steps=5, resume=True))
     resumed = first + second
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5]
@@ -41,6 +46,20 @@ def test_resume_continues_with_the_same_losses(fields_build: Path, tmp_path: Pat
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7), (a, b)
     with open(tmp_path / "resumed" / LOG_FILE) as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5]
+    samples = sorted(p.name for p in (tmp_path / "resumed" / SAMPLES).iterdir())
+    assert samples == ["step-0000002.mp4", "step-0000004.mp4"]
+    with av.open(str(tmp_path / "resumed" / SAMPLES / samples[-1])) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    size = sampling.model.image_size
+    assert len(frames) == sampling.train.sample_frames and frames[0].shape == (size, size, 3)
+    assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 0.5  # the picture moves
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "resumed" / TENSORBOARD))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("train/loss")]
+    assert losses == pytest.approx([r["loss"] for r in resumed], rel=1e-5)
 
 
 def test_loss_falls_and_runs_are_not_overwritten(fields_build: Path, tmp_path: Path) -> None:

@@ -353,7 +353,8 @@ def train(
 ) -> None:
     """Train FGLA on the shards of DATA (one random frame pair per clip per pass)."""
     from timelapse_d.fgla.config import load_fgla_config
-    from timelapse_d.fgla.train import LOG_FILE, TrainOptions
+    from timelapse_d.fgla.monitor import LOG_FILE
+    from timelapse_d.fgla.train import TrainOptions
     from timelapse_d.fgla.train import train as run_train
 
     config = load_fgla_config(config_path, parse_set(list(sets)))

@@ -22,6 +22,7 @@ FLOW_RESIZE_MODES = ("area", "bilinear", "nearest")
 MASK_RESIZE_MODES = ("nearest", "max")
 TV_REDUCTIONS = ("mean", "sum")
 COMPOSE_MODES = ("warp", "add")
+TRAIN_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PADDING_MODES = ("reflect", "zeros", "replicate")
 
 
@@ -119,9 +120,16 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 8
     epochs: int = 500
+    precision: str = "auto"  # auto: bf16 (else fp16) autocast on CUDA, fp32 on CPU
+    tensorboard: bool = True  # scalars in OUT/tensorboard when the package is installed
+    sample_every: int = 500  # steps between sample animations in OUT/samples (0: none)
+    sample_frames: int = 16
 
     def __post_init__(self) -> None:
-        _positive("train", self, "lr", "batch_size", "epochs")
+        _positive("train", self, "lr", "batch_size", "epochs", "sample_frames")
+        _choice("train.precision", self.precision, TRAIN_PRECISIONS)
+        if self.sample_every < 0:
+            raise ConfigError(f"train.sample_every must be 0 or more, got {self.sample_every}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ writes the log and the checkpoint, which keeps every rank's data position.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import time
@@ -34,13 +33,12 @@ from timelapse_d.fgla.config import FGLAConfig, config_to_dict, fgla_config_from
 from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate
 from timelapse_d.fgla.losses import training_losses
 from timelapse_d.fgla.model import FGLA
+from timelapse_d.fgla.monitor import TrainMonitor
 from timelapse_d.runs import atomic_path
-from timelapse_d.torch_runtime import resolve_device
+from timelapse_d.torch_runtime import autocast, resolve_device
 
 LOG = logging.getLogger("timelapse_d")
 CHECKPOINT = "checkpoint.pt"
-LOG_FILE = "train_log.csv"
-LOG_COLUMNS = ("step", "pass", "loss", "frame", "flow", "tv", "samples_per_s")
 
 
 @dataclass(frozen=True)
@@ -91,46 +89,97 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
     torch.manual_seed(options.seed)
     model = FGLA(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, betas=config.train.betas)
+    precision = training_precision(config.train.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     position = Position()
     if options.resume:
-        config, position = _load(checkpoint, model, optimizer, device, rank, world)
-    network = DistributedDataParallel(model) if world > 1 else model
-    stream = FGLAStream(
-        StreamConfig(
-            str(options.data / "shards"),
-            seed=options.seed,
-            flip=config.data.flip,
-            rank=rank,
-            world_size=world,
-        )
+        config, position = _load(checkpoint, model, optimizer, scaler, device, rank, world)
+    run = _Run(
+        config=config,
+        options=options,
+        model=model,
+        network=DistributedDataParallel(model) if world > 1 else model,
+        optimizer=optimizer,
+        scaler=scaler,
+        precision=precision,
+        stream=FGLAStream(
+            StreamConfig(
+                str(options.data / "shards"),
+                seed=options.seed,
+                flip=config.data.flip,
+                rank=rank,
+                world_size=world,
+            )
+        ),
+        monitor=TrainMonitor(options.out, config, position.step, options.steps, rank),
+        rank=rank,
+        world=world,
     )
+    try:
+        return _loop(run, position)
+    finally:
+        run.monitor.close()
+
+
+def training_precision(setting: str, device: torch.device) -> str:
+    """The autocast precision for ``train.precision`` on ``device``: ``auto`` is bf16 on a GPU
+    that has it, else fp16 (with loss scaling), and fp32 on CPU."""
+    if setting != "auto":
+        return setting
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+@dataclass
+class _Run:
+    """What one training process works with."""
+
+    config: FGLAConfig
+    options: TrainOptions
+    model: FGLA
+    network: torch.nn.Module  # the model, wrapped in DDP when there are several processes
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: str
+    stream: FGLAStream
+    monitor: TrainMonitor
+    rank: int
+    world: int
+
+
+def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
+    config, options = run.config, run.options
+    device = next(run.model.parameters()).device
     rows: list[dict[str, Any]] = []
     started, samples = time.monotonic(), 0
     while position.step < options.steps:
         step_before = position.step
-        for batch in _batches(stream, config, options, position):
-            terms = training_losses(
-                network,
-                config,
-                *(batch[k].to(device) for k in ("image_t", "image_t1", "flow", "masks")),
-            )
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
+        for batch in _batches(run.stream, config, options, position):
+            with autocast(device, run.precision):
+                terms = training_losses(
+                    run.network,
+                    config,
+                    *(batch[k].to(device) for k in ("image_t", "image_t1", "flow", "masks")),
+                )
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(terms.total).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
             position.step += 1
             position.batches += 1
             samples += len(batch["key"])
-            rate = samples / max(time.monotonic() - started, 1e-9)
-            row = _log_row(position, terms, rate)
-            if rank == 0:
-                _append_log(options.out, row)
+            row = _log_row(position, terms, samples / max(time.monotonic() - started, 1e-9))
+            run.monitor.record(row, run.model, batch)
             rows.append({**row, "keys": batch["key"]})
             if position.step % options.checkpoint_every == 0 or position.step == options.steps:
-                _save(checkpoint, model, optimizer, _positions(position, world), config, rank)
+                _save(run, _positions(position, run.world))
             if position.step >= options.steps:
                 return rows
         if position.step == step_before:
-            raise ConfigError(f"rank {rank} of {world} has no training data (fewer shards?)")
+            raise ConfigError(
+                f"rank {run.rank} of {run.world} has no training data (fewer shards?)"
+            )
         position.data_pass += 1
         position.batches = 0
     return rows
@@ -169,37 +218,21 @@ def _log_row(position: Position, terms: Any, rate: float) -> dict[str, float]:
         "tv": float(terms.tv.detach()),
         "samples_per_s": round(rate, 3),
     }
-    LOG.info("step %d: loss %.5f (%.2f samples/s)", position.step, row["loss"], rate)
+    LOG.debug("step %d: loss %.5f (%.2f samples/s)", position.step, row["loss"], rate)
     return row
 
 
-def _append_log(out: Path, row: dict[str, float]) -> None:
-    path = out / LOG_FILE
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def _save(
-    path: Path,
-    model: FGLA,
-    optimizer: torch.optim.Optimizer,
-    positions: list[dict[str, int]],
-    config: FGLAConfig,
-    rank: int,
-) -> None:
-    if rank != 0:
+def _save(run: _Run, positions: list[dict[str, int]]) -> None:
+    if run.rank != 0:
         return
     payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
         "positions": positions,
-        "config": config_to_dict(config),
+        "config": config_to_dict(run.config),
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(run.options.out / CHECKPOINT) as tmp:
         torch.save(payload, tmp)
 
 
@@ -207,6 +240,7 @@ def _load(
     path: Path,
     model: FGLA,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
     device: torch.device,
     rank: int,
     world: int,
@@ -221,4 +255,6 @@ def _load(
     config = fgla_config_from_dict(payload["config"])
     model.load_state_dict(payload["model"], strict=True)
     optimizer.load_state_dict(payload["optimizer"])
+    if payload.get("scaler"):
+        scaler.load_state_dict(payload["scaler"])
     return config, Position(**positions[rank])
