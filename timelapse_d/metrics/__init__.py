@@ -1,0 +1,1 @@
+"""Evaluation metrics of the FGLA protocol: masked PSNR/SSIM and Fréchet distances."""
