@@ -61,6 +61,7 @@ class GeneratorConfig:
     residual_blocks: int = 5  # residual blocks at the bottleneck
     outer_kernel: int = 5  # kernel of the first and the last conv (inner convs use 3)
     padding_mode: str = "reflect"
+    input_norm: bool = False  # instance norm after the first conv (AL has none there)
 
     def __post_init__(self) -> None:
         _positive("model.generator", self, "base_channels", "max_channels", "depth", "outer_kernel")

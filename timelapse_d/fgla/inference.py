@@ -4,7 +4,8 @@ A :class:`Reference` is the motion of a reference video: the backward flow (grid
 one-hot group masks of one or more of its frame pairs, at ``image_size`` or already at the
 encoder's ``flow_size``. Fine-grained control picks, per group, the reference that supplies
 its latent (the sky from one video, the water from another); a group with no reference, or
-whose reference lacks that group, gets z = 0: no motion.
+whose reference lacks that group, gets z = 0: no motion. Every function here puts the model in
+eval mode and runs without gradients.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ class Reference:
 def reference_latents(model: FGLA, reference: Reference) -> tuple[Tensor, Tensor]:
     """Z (G x latent_dim) of a reference, each group's latent averaged over the pairs where
     the group is present, and ``present`` (G bool): whether any pair has the group."""
-    flow, masks = reference.flow, reference.masks
+    device = _device(model)
+    flow = reference.flow.to(device)
+    masks = reference.masks.to(device, flow.dtype)
     if flow.shape[-1] != model.config.flow_size:
         flow, masks = encoder_inputs(flow, masks, model.config)
     model.eval()
@@ -50,8 +53,7 @@ def region_latents(model: FGLA, choice: Mapping[str, Reference]) -> Tensor:
     unknown = sorted(set(choice) - set(GROUP_NAMES))
     if unknown:
         raise ValueError(f"unknown group {unknown[0]!r}; groups: {', '.join(GROUP_NAMES)}")
-    device = next(model.parameters()).device
-    z = torch.zeros(config.groups, config.latent_dim, device=device)
+    z = torch.zeros(config.groups, config.latent_dim, device=_device(model))
     encoded: dict[int, tuple[Tensor, Tensor]] = {}
     for name, reference in choice.items():
         if id(reference) not in encoded:
@@ -70,3 +72,7 @@ def generate_flow(model: FGLA, image: Tensor, masks: Tensor, latents: Tensor) ->
     with torch.no_grad():
         batch = latents.to(image).expand(image.shape[0], -1, -1)
         return model.generate(image, batch, masks.to(image))
+
+
+def _device(model: FGLA) -> torch.device:
+    return next(model.parameters()).device

@@ -79,13 +79,15 @@ def latent_map(latents: Tensor, masks: Tensor) -> Tensor:
     return torch.einsum("ngd,nghw->ndhw", latents, masks.to(latents.dtype))
 
 
-def conv_block(in_ch: int, out_ch: int, kernel: int, stride: int, cfg: ModelConfig) -> nn.Module:
-    """Conv, instance norm, LeakyReLU."""
+def conv_block(
+    in_ch: int, out_ch: int, kernel: int, stride: int, cfg: ModelConfig, norm: bool = True
+) -> nn.Module:
+    """Conv, instance norm (unless ``norm`` is false), LeakyReLU."""
     return nn.Sequential(
         nn.Conv2d(
             in_ch, out_ch, kernel, stride, kernel // 2, padding_mode=cfg.generator.padding_mode
         ),
-        nn.InstanceNorm2d(out_ch),
+        nn.InstanceNorm2d(out_ch) if norm else nn.Identity(),
         nn.LeakyReLU(cfg.negative_slope),
     )
 
@@ -120,8 +122,10 @@ class MotionGenerator(nn.Module):
         widths = _widths(gen.base_channels, gen.max_channels, gen.depth)
         ins = [config.latent_dim + IMAGE_CHANNELS, *widths[:-1]]
         kernels = [gen.outer_kernel] + [3] * (gen.depth - 1)
+        norms = [gen.input_norm] + [True] * (gen.depth - 1)
         self.down = nn.ModuleList(
-            conv_block(i, o, k, 2, config) for i, o, k in zip(ins, widths, kernels, strict=True)
+            conv_block(i, o, k, 2, config, n)
+            for i, o, k, n in zip(ins, widths, kernels, norms, strict=True)
         )
         self.middle = nn.Sequential(
             *(ResidualBlock(widths[-1], config) for _ in range(gen.residual_blocks))
