@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from timelapse_d.fgla.animation import animate, to_uint8, write_video
 from timelapse_d.fgla.config import FGLAConfig
-from timelapse_d.fgla.inference import generate_flow
-from timelapse_d.fgla.model import FGLA, encoder_inputs
+from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
+from timelapse_d.fgla.model import FGLA
 from timelapse_d.fgla.warp import pixel_to_grid
 
 LOG = logging.getLogger("timelapse_d")
@@ -83,10 +83,9 @@ class TrainMonitor:
         cfg = self.config.model
         was_training = model.training
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            flow = pixel_to_grid(flow_px, cfg.align_corners)
-            with torch.no_grad():
-                latents, _ = model.encode(*encoder_inputs(flow, masks, cfg))
-            step_flow = generate_flow(model, image, masks, latents[0])
+            own_motion = Reference(pixel_to_grid(flow_px, cfg.align_corners), masks)
+            latents, _ = reference_latents(model, own_motion)
+            step_flow = generate_flow(model, image, masks, latents)
             frames = animate(
                 image,
                 step_flow,
