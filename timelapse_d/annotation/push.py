@@ -14,7 +14,6 @@ its local-files storage.
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
 import time
@@ -47,7 +46,6 @@ from timelapse_d.runs import read_json, write_json
 from timelapse_d.stages.encode import encode_clip
 from timelapse_d.stages.filter import CAMERA_LIMITS
 
-LOG = logging.getLogger("timelapse_d")
 ANNOTATIONS = "annotations"
 PREVIEWS = "previews"
 GOLD_FILE = "gold.parquet"
