@@ -40,3 +40,11 @@ def fields_build(synthetic_build: Path, tmp_path_factory: pytest.TempPathFactory
         report = precompute(out, PrecomputeOptions(field, backend))
         assert report.shards_done == len(list((out / "shards").glob("clips-*.tar")))
     return out
+
+
+@pytest.fixture(scope="session")
+def control_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkpoint of the small FGLA trained on the control corpus (tests/control_model.py)."""
+    from control_model import train_control_model
+
+    return train_control_model(tmp_path_factory.mktemp("control"))

@@ -9,13 +9,13 @@ without water must leave the water still. Fast tests cover the corpus and the in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from control_model import HELD_OUT, SEED, SIZE
 
 from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.data import FGLAStream, StreamConfig
@@ -26,31 +26,12 @@ from timelapse_d.fgla.inference import (
     region_latents,
 )
 from timelapse_d.fgla.model import FGLA, encoder_inputs
-from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
+from timelapse_d.fgla.trained import load_trained
 from timelapse_d.fgla.warp import pixel_to_grid, warp
 from timelapse_d.segment.groups import GROUP_NAMES, group_masks
 from timelapse_d.synth.control import ControlClip, Vector, render_clip, write_control_build
 
 SKY, TREE, WATER, OTHERS = (GROUP_NAMES.index(n) for n in ("sky", "tree", "water", "others"))
-SIZE = 64
-SMALL = {
-    "model.image_size": SIZE,
-    "model.flow_size": SIZE // 2,
-    "model.encoder.base_channels": 8,
-    "model.encoder.max_channels": 16,
-    "model.encoder.depth": 3,
-    "model.generator.base_channels": 16,
-    "model.generator.max_channels": 32,
-    "model.generator.residual_blocks": 1,
-    "model.generator.input_norm": False,
-    "train.lr": 1e-3,
-    "train.tensorboard": False,
-    "train.sample_every": 0,
-}
-SEED = 0
-CLIPS = 256  # training clips: random streams (SEED, 0) .. (SEED, CLIPS - 1)
-STEPS = 600
-HELD_OUT = 1_000_000  # streams (SEED, HELD_OUT + i): images and references never trained on
 SPEED = 0.6  # reference drift, px per frame at 64 px (the generator reaches 1 px: 1/c grid)
 COMBOS = [  # (sky drift d, water drift e), image axes (x right, y down)
     ((1.0, 0.0), (-1.0, 0.0)),  # opposite
@@ -99,23 +80,8 @@ def speed(flow: torch.Tensor, masks: torch.Tensor, group: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """Two shared cores: one thread avoids oversubscription (far slower when contended)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def trained(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> FGLA:
-    root = tmp_path_factory.mktemp("control")
-    write_control_build(root / "build", SEED, CLIPS, size=SIZE)
-    config = load_fgla_config(overrides=SMALL)
-    train(config, TrainOptions(root / "build", root / "run", steps=STEPS, seed=SEED))
-    model = FGLA(config.model)
-    model.load_state_dict(torch.load(root / "run" / CHECKPOINT, weights_only=True)["model"])
-    return model
+def trained(control_checkpoint: Path) -> FGLA:
+    return load_trained(control_checkpoint).model
 
 
 @pytest.fixture(scope="module")

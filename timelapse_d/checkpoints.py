@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from timelapse_d.config import ConfigError
+
 # Numpy scalars some training scripts store beside the weights (e.g. a best validation error).
 _SAFE_NUMPY_GLOBALS = [
     np.dtype,
@@ -24,7 +26,7 @@ _SAFE_NUMPY_GLOBALS = [
 ]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ConfigError):
     """A weight file that is missing, unreadable or does not match its network."""
 
 

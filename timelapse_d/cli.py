@@ -364,6 +364,110 @@ def train(
         click.echo(f"step {rows[-1]['step']}: loss {rows[-1]['loss']:.5f}; log {out / LOG_FILE}")
 
 
+def _frame_size(value: str) -> tuple[int, int] | None:
+    """``original`` -> None; ``WxH`` -> (width, height)."""
+    if value == "original":
+        return None
+    width, sep, height = value.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 1 and int(height) > 1):
+        raise ConfigError(
+            f"--size must be original or WIDTHxHEIGHT (e.g. 1920x1080), got {value!r}"
+        )
+    return int(width), int(height)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="OUT.mp4|.webm|.gif"
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A `tld train` checkpoint (OUT/checkpoint.pt).",
+)
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="[GROUP=]VIDEO",
+    help="A video whose motion to follow; GROUP= (sky, tree, grass, water, waterfall, others) "
+    "gives that group its own video (repeatable).",
+)
+@click.option(
+    "--reference-mask",
+    "reference_masks",
+    multiple=True,
+    metavar="[GROUP=]FILE",
+    help="Group-id image for the --reference with the same GROUP= (default: the segmenter).",
+)
+@click.option(
+    "--mask",
+    default="auto",
+    show_default=True,
+    help="The photo's groups: auto (HRNetV2 segmenter, `tld weights`) or an image of group ids "
+    "(0 sky, 1 tree, 2 grass, 3 water, 4 waterfall, 5 others).",
+)
+@click.option("--frames", type=int, default=32, show_default=True)
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Motion per frame x S.")
+@click.option("--loop", is_flag=True, help="Loop seamlessly (cross-fade over a quarter).")
+@click.option("--size", default="original", show_default=True, help="original or WxH.")
+@click.option("--fps", type=float, default=12.0, show_default=True)
+@click.option(
+    "--flow-backend",
+    type=click.Choice(["dis", "flownet2", "raft"]),
+    default="dis",
+    show_default=True,
+    help="Flow of the reference videos.",
+)
+@click.option("--flow-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--device", default="cpu", show_default=True)
+@_WEIGHTS_DIR
+def animate(
+    image: Path,
+    output: Path,
+    checkpoint: Path,
+    references: tuple[str, ...],
+    reference_masks: tuple[str, ...],
+    mask: str,
+    frames: int,
+    speed: float,
+    loop: bool,
+    size: str,
+    fps: float,
+    flow_backend: str,
+    flow_weights: Path | None,
+    device: str,
+    weights_dir: Path | None,
+) -> None:
+    """Animate the photo IMAGE with the motion of reference videos, at its own resolution."""
+    from timelapse_d.fgla.photo import AnimateOptions, animate_photo, parse_assignments
+
+    options = AnimateOptions(
+        image=image,
+        output=output,
+        checkpoint=checkpoint,
+        references=parse_assignments(references, "--reference"),
+        reference_masks=parse_assignments(reference_masks, "--reference-mask"),
+        mask=None if mask == "auto" else Path(mask),
+        frames=frames,
+        speed=speed,
+        loop=loop,
+        size=_frame_size(size),
+        fps=fps,
+        flow_backend=flow_backend,
+        flow_weights=flow_weights,
+        device=device,
+        weights_dir=weights_dir,
+    )
+    result = animate_photo(options)
+    click.echo(
+        f"{result.output}: {result.width}x{result.height}, {result.frames} frames "
+        f"in {result.seconds:.1f} s"
+    )
+
+
 @cli.group()
 def annotate() -> None:
     """Crowdsourced curation in Label Studio: push clips, pull answers, follow progress."""

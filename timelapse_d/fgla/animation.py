@@ -1,30 +1,52 @@
-"""Frames from one generated flow, and writing them as a video.
+"""Frames from one generated flow, looping, and writing them as a video.
 
 FGLA predicts one backward flow F for the input image I_0. Frame t is I_0 sampled once at
-F_0->t, where F_0->t composes F t times (``inference.compose``), so no frame is a resampling
-of a resampled frame and detail does not blur away. The flow (grid units) is resized to the
-image's own size, so a 256 x 256 flow animates a photo of any resolution.
+F_0->t, where F_0->t composes F t times (:func:`timelapse_d.fgla.warp.compose_flows`), so no
+frame is a resampling of a resampled frame and detail does not blur away. The flow (grid
+units) is resized to the image's own size, so a 256 x 256 flow animates a photo of any
+resolution. Frames are produced one at a time, so a long 1080p animation needs the memory of
+a few frames, not of the whole video.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from itertools import chain
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from timelapse_d.config import ConfigError
 from timelapse_d.fgla.warp import compose_flows, resize_flow, warp
 from timelapse_d.runs import atomic_path
 
-# suffix -> (container, codec, pixel format)
-VIDEO_FORMATS = {
-    ".mp4": ("mp4", "libx264", "yuv420p"),
-    ".webm": ("webm", "libvpx-vp9", "yuv420p"),
-    ".gif": ("gif", "gif", "rgb8"),
-}
+# suffix -> (container, codec); GIFs are written by Pillow (an adaptive palette per frame)
+VIDEO_FORMATS = {".mp4": ("mp4", "libx264"), ".webm": ("webm", "libvpx-vp9"), ".gif": None}
+
+
+def iter_frames(
+    image: Tensor,
+    step_flow: Tensor,
+    frames: int,
+    compose: str = "warp",
+    align_corners: bool = False,
+    speed: float = 1.0,
+) -> Iterator[Tensor]:
+    """``frames`` frames (each 1 x C x H x W) of ``image`` (1 x C x H x W) moved by
+    ``step_flow`` (1 x 2 x h x w, grid units, scaled by ``speed``); frame 0 is the image."""
+    with torch.no_grad():
+        source = image.float()
+        flow = resize_flow(step_flow.float(), tuple(image.shape[-2:]), "bilinear") * speed
+        accumulated = torch.zeros_like(flow)
+        yield source
+        for _ in range(frames - 1):
+            accumulated = compose_flows(accumulated, flow, compose, align_corners)
+            yield warp(source, accumulated, align_corners)
 
 
 def animate(
@@ -35,15 +57,8 @@ def animate(
     align_corners: bool = False,
     speed: float = 1.0,
 ) -> Tensor:
-    """``frames`` frames (T x C x H x W) of ``image`` (1 x C x H x W) moved by ``step_flow``
-    (1 x 2 x h x w, grid units, scaled by ``speed``); frame 0 is the image itself."""
-    flow = resize_flow(step_flow.float(), tuple(image.shape[-2:]), "bilinear") * speed
-    accumulated = torch.zeros_like(flow)
-    out = [image.float()]
-    for _ in range(frames - 1):
-        accumulated = compose_flows(accumulated, flow, compose, align_corners)
-        out.append(warp(image.float(), accumulated, align_corners))
-    return torch.cat(out)
+    """All frames of :func:`iter_frames` at once (T x C x H x W)."""
+    return torch.cat(list(iter_frames(image, step_flow, frames, compose, align_corners, speed)))
 
 
 def to_uint8(frames: Tensor) -> np.ndarray:
@@ -52,27 +67,75 @@ def to_uint8(frames: Tensor) -> np.ndarray:
     return scaled.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def write_video(frames: np.ndarray, path: Path, fps: float = 12.0) -> None:
-    """Write T x H x W x 3 uint8 frames as MP4 (H.264), WebM (VP9) or GIF, chosen by the
-    suffix of ``path``; written to a temporary name, then renamed."""
-    kind = VIDEO_FORMATS.get(path.suffix.lower())
-    if kind is None:
+def crossfade_loop(frames: Iterable[np.ndarray], length: int, fade: int) -> Iterator[np.ndarray]:
+    """A seamless loop of ``length`` frames from ``length + fade`` frames F_0, F_1, ...
+
+    The loop plays F_fade .. F_length-1, then blends B_i = (1 - i/fade) F_length+i +
+    (i/fade) F_i for i < fade: the frame after F_length-1 is F_length itself, and the last
+    blend leads into F_fade as F_fade-1 would. Only the first ``fade`` frames are held.
+    """
+    if not 0 < fade <= length:
+        raise ConfigError(f"a loop of {length} frames needs a cross-fade of 1..{length} frames")
+    source = iter(frames)
+    head = [next(source) for _ in range(fade)]
+    for _ in range(length - fade):
+        yield next(source)
+    for i, first in enumerate(head):
+        weight = i / fade
+        blended = (1 - weight) * next(source).astype(np.float32) + weight * first
+        yield np.clip(blended.round(), 0, 255).astype(np.uint8)
+
+
+def write_video(frames: Iterable[np.ndarray], path: Path, fps: float = 12.0) -> int:
+    """Write H x W x 3 uint8 frames as MP4 (H.264), WebM (VP9) or GIF, chosen by the suffix
+    of ``path`` (odd sides of MP4/WebM are cropped by one pixel: 4:2:0 needs even sides);
+    written to a temporary name, then renamed. Returns the number of frames written."""
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_FORMATS:
         raise ConfigError(f"{path}: the video must end in {', '.join(VIDEO_FORMATS)}")
-    container_format, codec, pix_fmt = kind
-    height, width = frames.shape[1:3]
-    if codec != "gif":  # 4:2:0 needs even sides
-        frames = frames[:, : height - height % 2, : width - width % 2]
-    options = {"movflags": "+faststart"} if container_format == "mp4" else {}
-    with (
-        atomic_path(path) as tmp,
-        av.open(str(tmp), "w", format=container_format, options=options) as out,
-    ):
-        stream = out.add_stream(codec, rate=round(fps))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        if codec != "gif":
-            stream.options = {"crf": "20"} if codec == "libx264" else {"crf": "32", "b": "0"}
+    source = iter(frames)
+    first = next(source, None)
+    if first is None:
+        raise ValueError("no frames to write")
+    with atomic_path(path) as tmp:
+        if suffix == ".gif":
+            return _write_gif(chain([first], source), tmp, fps)
+        return _write_av(chain([first], source), tmp, fps, *VIDEO_FORMATS[suffix])
+
+
+def _write_av(
+    frames: Iterator[np.ndarray], path: Path, fps: float, container: str, codec: str
+) -> int:
+    """Stream frames through PyAV; the first frame sets the (even) size."""
+    count = 0
+    options = {"movflags": "+faststart"} if container == "mp4" else {}
+    with av.open(str(path), "w", format=container, options=options) as out:
+        stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20"} if codec == "libx264" else {"crf": "32", "b": "0"}
         for frame in frames:
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            out.mux(stream.encode(picture.reformat(format=pix_fmt)))
+            if not count:
+                stream.height, stream.width = (side - side % 2 for side in frame.shape[:2])
+            rgb = np.ascontiguousarray(frame[: stream.height, : stream.width])
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            out.mux(stream.encode(picture.reformat(format="yuv420p")))
+            count += 1
         out.mux(stream.encode())
+    return count
+
+
+def _write_gif(frames: Iterator[np.ndarray], path: Path, fps: float) -> int:
+    """An endlessly looping GIF; each frame gets its own 256-colour palette."""
+    pictures = [
+        Image.fromarray(frame).quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for frame in frames
+    ]
+    pictures[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=pictures[1:],
+        loop=0,
+        duration=round(1000 / fps),
+        optimize=False,
+    )
+    return len(pictures)

@@ -1,0 +1,204 @@
+"""`tld animate`: a photo turned into a time-lapse video at its own resolution.
+
+The model sees the photo at ``image_size`` square with its region groups (a mask file or the
+segmenter) and the latents of the chosen references; the flow it predicts is upsampled to the
+photo's size and composed frame after frame (:mod:`timelapse_d.fgla.animation`). Everything a
+run needs (checkpoint, weights, references, mask) is loaded before the first frame, so a
+missing file fails at start with its name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from tqdm import tqdm
+
+from timelapse_d.config import ConfigError
+from timelapse_d.fgla.animation import (
+    VIDEO_FORMATS,
+    crossfade_loop,
+    iter_frames,
+    to_uint8,
+    write_video,
+)
+from timelapse_d.fgla.inference import Reference, generate_flow, region_latents
+from timelapse_d.fgla.regions import (
+    GroupFn,
+    fixed_groups,
+    read_group_mask,
+    resize_groups,
+    segmenter_groups,
+)
+from timelapse_d.fgla.trained import TrainedModel, load_trained
+from timelapse_d.segment.groups import GROUP_NAMES, group_masks
+
+ALL_GROUPS = ""  # the key of a reference given without a group: it drives every group
+
+
+@dataclass(frozen=True)
+class AnimateOptions:
+    """One `tld animate` run."""
+
+    image: Path
+    output: Path
+    checkpoint: Path
+    references: Mapping[str, Path] = field(default_factory=dict)  # group or ALL_GROUPS -> video
+    reference_masks: Mapping[str, Path] = field(default_factory=dict)  # same keys -> mask file
+    mask: Path | None = None  # the photo's groups; None: the segmenter
+    frames: int = 32
+    speed: float = 1.0
+    loop: bool = False
+    size: tuple[int, int] | None = None  # (width, height); None: the photo's own
+    fps: float = 12.0
+    flow_backend: str = "dis"
+    flow_weights: Path | None = None
+    device: str = "cpu"
+    weights_dir: Path | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.frames < 2:
+            raise ConfigError(f"--frames must be at least 2, got {self.frames}")
+        if not self.speed > 0 or not self.fps > 0:
+            raise ConfigError(f"--speed and --fps must be positive, got {self.speed}, {self.fps}")
+        if self.output.suffix.lower() not in VIDEO_FORMATS:
+            raise ConfigError(f"{self.output}: the video must end in {', '.join(VIDEO_FORMATS)}")
+        if not self.references:
+            raise ConfigError("give at least one --reference VIDEO (the motion to follow)")
+        for path in (
+            self.image,
+            self.mask,
+            *self.references.values(),
+            *self.reference_masks.values(),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{path}: no such file")
+        stray = sorted(set(self.reference_masks) - set(self.references))
+        if stray:
+            raise ConfigError(f"--reference-mask {_label(stray[0])} has no matching --reference")
+
+
+@dataclass(frozen=True)
+class AnimateResult:
+    """What `tld animate` wrote."""
+
+    output: Path
+    width: int
+    height: int
+    frames: int
+    seconds: float
+
+
+def parse_assignments(values: Iterable[str], option: str) -> dict[str, Path]:
+    """``[GROUP=]PATH`` values -> {group or ALL_GROUPS: path}; ConfigError for an unknown group
+    or a group given twice."""
+    parsed: dict[str, Path] = {}
+    for value in values:
+        group, sep, path = value.partition("=")
+        if not sep or group not in GROUP_NAMES:
+            group, path = ALL_GROUPS, value
+        if group in parsed:
+            raise ConfigError(f"{option} {_label(group)} is given twice")
+        parsed[group] = Path(path)
+    return parsed
+
+
+def animate_photo(options: AnimateOptions) -> AnimateResult:
+    """Animate ``options.image`` into ``options.output``."""
+    started = time.monotonic()
+    trained = load_trained(options.checkpoint, options.device)
+    segmenter = _segmenter_if_needed(options)
+    photo = read_photo(options.image, options.size)
+    size = trained.config.model.image_size
+    small = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
+    if options.mask is not None:
+        ids = resize_groups(read_group_mask(options.mask), size, size)
+    else:
+        assert segmenter is not None
+        ids = segmenter(small[None])[0]
+    latents = region_latents(trained.model, _choice(options, trained, segmenter))
+    device = next(trained.model.parameters()).device
+    masks = torch.from_numpy(group_masks(ids[None])).float().to(device)
+    step_flow = generate_flow(trained.model, _to_tensor(small, device), masks, latents)
+    fade = max(1, options.frames // 4) if options.loop else 0
+    frames = _uint8_frames(
+        iter_frames(
+            _to_tensor(photo, device),
+            step_flow,
+            options.frames + fade,
+            trained.config.inference.compose,
+            trained.config.model.align_corners,
+            options.speed,
+        )
+    )
+    if options.loop:
+        frames = crossfade_loop(frames, options.frames, fade)
+    bar = tqdm(frames, total=options.frames, unit="frame", disable=not options.progress)
+    count = write_video(bar, options.output, options.fps)
+    height, width = photo.shape[:2]
+    if options.output.suffix.lower() != ".gif":
+        height, width = height - height % 2, width - width % 2
+    return AnimateResult(options.output, width, height, count, time.monotonic() - started)
+
+
+def read_photo(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image file as upright H x W x 3 uint8 RGB, resized to ``size`` (width, height)."""
+    try:
+        with Image.open(path) as picture:
+            rgb = np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ConfigError(f"{path}: not a readable image ({exc})") from exc
+    if size is None or size == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    shrink = size[0] * size[1] < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _segmenter_if_needed(options: AnimateOptions) -> GroupFn | None:
+    if options.mask is not None and set(options.reference_masks) == set(options.references):
+        return None
+    return segmenter_groups(options.device, "fp32", options.weights_dir)
+
+
+def _choice(
+    options: AnimateOptions, trained: TrainedModel, segmenter: GroupFn | None
+) -> dict[str, Reference]:
+    """Group name -> the reference that drives it (references are read once each)."""
+    from timelapse_d.fgla.references import reference_from_video
+    from timelapse_d.flow.backends import make_flow_backend
+
+    backend = make_flow_backend(
+        options.flow_backend, device=options.device, weights=options.flow_weights
+    )
+    loaded = {}
+    for key, video in options.references.items():
+        mask = options.reference_masks.get(key)
+        groups = fixed_groups(mask) if mask is not None else segmenter
+        assert groups is not None
+        loaded[key] = reference_from_video(video, trained.config, backend, groups)
+    fallback = loaded.get(ALL_GROUPS)
+    choice = {name: loaded.get(name, fallback) for name in GROUP_NAMES}
+    return {name: reference for name, reference in choice.items() if reference is not None}
+
+
+def _to_tensor(rgb: np.ndarray, device: torch.device) -> Tensor:
+    """H x W x 3 uint8 -> 1 x 3 x H x W in [-1, 1]."""
+    tensor = torch.tensor(rgb).permute(2, 0, 1)[None].float()
+    return (tensor / 127.5 - 1.0).to(device)
+
+
+def _uint8_frames(frames: Iterator[Tensor]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        yield to_uint8(frame)[0]
+
+
+def _label(group: str) -> str:
+    return f"{group}=..." if group else "(for every group)"

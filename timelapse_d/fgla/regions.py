@@ -1,0 +1,80 @@
+"""Region groups of pictures for animation: from the HRNetV2 segmenter or from a mask file.
+
+A mask file is a single-channel (or palette) image whose pixel values are group ids: 0 sky,
+1 tree, 2 grass, 3 water, 4 waterfall, 5 others (:data:`GROUP_NAMES` order). It is resized to
+the picture's size with nearest-neighbour sampling, so ids stay ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from timelapse_d.config import ConfigError
+from timelapse_d.segment.groups import GROUP_NAMES
+
+# uint8 RGB frames (N, H, W, 3) -> group ids (N, H, W) uint8
+GroupFn = Callable[[np.ndarray], np.ndarray]
+
+
+def read_group_mask(path: Path) -> np.ndarray:
+    """The group ids (H x W uint8) of a mask file; ConfigError for anything else."""
+    try:
+        with Image.open(path) as picture:
+            if picture.mode not in ("L", "P", "I", "I;16"):
+                raise ConfigError(
+                    f"{path}: a mask must be a single-channel or palette image of group ids "
+                    f"(0..{len(GROUP_NAMES) - 1}: {', '.join(GROUP_NAMES)}); got mode "
+                    f"{picture.mode}"
+                )
+            ids = np.asarray(picture)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ConfigError(f"{path}: not a readable mask image ({exc})") from exc
+    if ids.max(initial=0) >= len(GROUP_NAMES):
+        raise ConfigError(
+            f"{path}: mask value {int(ids.max())} is not a group id "
+            f"(0..{len(GROUP_NAMES) - 1}: {', '.join(GROUP_NAMES)})"
+        )
+    return ids.astype(np.uint8)
+
+
+def resize_groups(ids: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Group ids resized with nearest-neighbour sampling."""
+    return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def fixed_groups(path: Path) -> GroupFn:
+    """Every frame gets the groups of the mask file (a still camera's reference video)."""
+    ids = read_group_mask(path)
+
+    def groups(frames: np.ndarray) -> np.ndarray:
+        resized = resize_groups(ids, *frames.shape[1:3])
+        return np.broadcast_to(resized, frames.shape[:3]).copy()
+
+    return groups
+
+
+def segmenter_groups(
+    device: str = "cpu", precision: str = "fp32", weights_dir: Path | None = None
+) -> GroupFn:
+    """Groups from the HRNetV2 ADE20K segmenter (installed with `tld weights`); raises
+    MissingWeights naming each missing file before any model is built."""
+    from timelapse_d.segment.groups import class_map_to_groups
+    from timelapse_d.segment.hrnet import load_segmenter, segment
+    from timelapse_d.torch_runtime import autocast, resolve_device
+    from timelapse_d.weights import require
+
+    encoder = require("hrnetv2_encoder", weights_dir)
+    decoder = require("hrnetv2_decoder", weights_dir)
+    resolved = resolve_device(device)
+    model = load_segmenter(encoder, decoder, resolved)
+
+    def groups(frames: np.ndarray) -> np.ndarray:
+        with autocast(resolved, precision):
+            return class_map_to_groups(segment(model, frames))
+
+    return groups

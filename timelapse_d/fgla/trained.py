@@ -1,0 +1,70 @@
+"""A trained motion model read back from a `tld train` checkpoint, for animation and evaluation.
+
+The checkpoint (``OUT/checkpoint.pt``) carries the resolved config beside the weights, so the
+network is rebuilt exactly as it was trained and its weights are loaded strictly: a file from
+another model or config is refused with the first mismatching key named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from timelapse_d.checkpoints import CheckpointError, load_strict
+from timelapse_d.config import ConfigError
+from timelapse_d.fgla.config import FGLAConfig, fgla_config_from_dict
+from timelapse_d.fgla.model import FGLA
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A network in eval mode with the config it was trained under."""
+
+    model: nn.Module
+    config: FGLAConfig
+    source: Path
+    step: int
+
+
+def build_model(config: FGLAConfig) -> nn.Module:
+    """The network ``config`` describes."""
+    return FGLA(config.model)
+
+
+def load_trained(path: Path | str, device: str | torch.device = "cpu") -> TrainedModel:
+    """Read a training checkpoint (weights only, no code runs) and rebuild its model."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: checkpoint not found (`tld train --out DIR` writes DIR/checkpoint.pt)"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for files that are not checkpoints
+        raise CheckpointError(f"{path}: not a readable training checkpoint ({exc})") from exc
+    if not isinstance(payload, Mapping) or not {"model", "config"} <= set(payload):
+        raise CheckpointError(f"{path}: not a `tld train` checkpoint (no model and config)")
+    try:
+        config = fgla_config_from_dict(payload["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: its config is not valid here ({exc})") from exc
+    with torch.device("meta"):
+        model = build_model(config)
+    load_strict(model, _tensors(payload["model"], path), path)
+    return TrainedModel(model.to(device).eval(), config, path, _step(payload))
+
+
+def _tensors(state: Any, path: Path) -> dict[str, Tensor]:
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: the model entry is not a state dict of tensors")
+    return dict(state)
+
+
+def _step(payload: Mapping[str, Any]) -> int:
+    positions = payload.get("positions") or [{}]
+    return int(positions[0].get("step", 0))
