@@ -468,6 +468,79 @@ def animate(
     )
 
 
+@cli.command("eval")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]CKPT",
+    help="A `tld train` checkpoint; repeat to compare models side by side (NAME labels it).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="A build with frames, flow and mask fields (tld precompute) and a split (tld split).",
+)
+@click.option("--split", default="test", show_default=True, help="Manifest split, or all.")
+@click.option("--samples", type=int, default=5, show_default=True, help="Videos per input.")
+@click.option("--frames", type=int, default=32, show_default=True, help="Frames per video.")
+@click.option(
+    "--metrics",
+    default="psnr,ssim,lpips,fid,fvd",
+    show_default=True,
+    help="LPIPS, FID and FVD need network weights (`tld weights list`).",
+)
+@click.option("--max-clips", type=int, help="Score only the first N clips of the split.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("eval"), show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Choice of references.")
+@_WEIGHTS_DIR
+def eval_command(
+    checkpoints: tuple[str, ...],
+    data: Path,
+    split: str,
+    samples: int,
+    frames: int,
+    metrics: str,
+    max_clips: int | None,
+    out: Path,
+    device: str,
+    seed: int,
+    weights_dir: Path | None,
+) -> None:
+    """Score checkpoints on the FGLA paper's protocol: masked PSNR/SSIM, LPIPS, FID, FVD.
+
+    Writes OUT/eval.json and OUT/eval.md (a Markdown table, one row per checkpoint).
+    """
+    from timelapse_d.fgla.protocol import RESULTS_MD, EvalOptions, evaluate, markdown_table
+
+    named: dict[str, Path] = {}
+    for value in checkpoints:
+        name, sep, path = value.rpartition("=")
+        label = name if sep else Path(path).parent.name or path
+        if label in named:
+            raise ConfigError(f"two checkpoints are labelled {label!r}: name them NAME=CKPT")
+        named[label] = Path(path)
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    options = EvalOptions(
+        data=data,
+        checkpoints=named,
+        out=out,
+        split=split,
+        samples=samples,
+        frames=frames,
+        metrics=chosen,
+        device=device,
+        seed=seed,
+        max_clips=max_clips,
+        weights_dir=weights_dir,
+    )
+    click.echo(markdown_table(evaluate(options), chosen), nl=False)
+    click.echo(f"(also in {out / RESULTS_MD} and eval.json)")
+
+
 @cli.group()
 def annotate() -> None:
     """Crowdsourced curation in Label Studio: push clips, pull answers, follow progress."""

@@ -29,6 +29,7 @@ class TrainedModel:
     config: FGLAConfig
     source: Path
     step: int
+    codebook: Tensor | None = None  # K x code_dim motion codes (Animating Landscape)
 
 
 def build_model(config: FGLAConfig) -> nn.Module:
@@ -68,3 +69,15 @@ def _tensors(state: Any, path: Path) -> dict[str, Tensor]:
 def _step(payload: Mapping[str, Any]) -> int:
     positions = payload.get("positions") or [{}]
     return int(positions[0].get("step", 0))
+
+
+def sample_latents(trained: TrainedModel, count: int) -> list[Tensor] | None:
+    """``count`` latents (G x D each) from codes spread evenly over the model's codebook, or
+    None when the model has no codebook (its motion comes from references)."""
+    if trained.codebook is None:
+        return None
+    size = len(trained.codebook)
+    picks = torch.linspace(0, size - 1, count).round().long().tolist()
+    groups = trained.config.model.groups
+    device = next(trained.model.parameters()).device
+    return [trained.codebook[i].to(device).expand(groups, -1).clone() for i in picks]

@@ -1,0 +1,307 @@
+"""`tld eval`: the FGLA paper's evaluation protocol on the test clips of a build.
+
+For every test clip the input is its first sampled frame; each model makes ``samples`` videos
+of ``frames`` frames at its ``image_size``, one per motion: FGLA takes the latents of
+``samples`` other test clips (their stored flow and masks), chosen with a fixed seed so every
+model sees the same references; a model with a codebook (Animating Landscape) takes
+``samples`` codes spread over its codebook. Scores, averaged over clips and samples:
+
+- masked PSNR and SSIM between the input and each generated frame, over the pixels the
+  ground-truth clip leaves still (:func:`timelapse_d.metrics.pixels.score_video`);
+- LPIPS between the input and each generated frame;
+- FID between the inputs and all generated frames (Inception pool features);
+- FVD between the ground-truth clips and the generated videos (I3D features), both
+  ``frames + 1`` frames long from the input.
+
+LPIPS, FID and FVD need user-supplied network weights (`tld weights`); a missing file is named
+with the command that installs it before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+
+from timelapse_d.config import ConfigError
+from timelapse_d.fgla.animation import iter_frames, to_uint8
+from timelapse_d.fgla.data import clip_shards
+from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
+from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_latents
+from timelapse_d.fgla.warp import pixel_to_grid, resize_flow
+from timelapse_d.metrics.features import FeatureNets, load_feature_nets
+from timelapse_d.metrics.frechet import frechet_distance, gaussian_stats
+from timelapse_d.metrics.pixels import score_video
+from timelapse_d.precompute.fields import decode_flow, decode_frame, decode_masks, iter_joined
+from timelapse_d.runs import write_atomic
+from timelapse_d.segment.groups import group_masks
+
+METRICS = ("psnr", "ssim", "lpips", "fid", "fvd")
+RESULTS_JSON = "eval.json"
+RESULTS_MD = "eval.md"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """One `tld eval` run."""
+
+    data: Path
+    checkpoints: Mapping[str, Path]  # column name -> checkpoint
+    out: Path
+    split: str = "test"
+    samples: int = 5
+    frames: int = 32
+    metrics: Sequence[str] = METRICS
+    device: str = "cpu"
+    seed: int = 0
+    max_clips: int | None = None
+    weights_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.metrics) - set(METRICS))
+        if unknown:
+            raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+        if self.samples < 1 or self.frames < 1:
+            raise ConfigError("--samples and --frames must be at least 1")
+        if not self.checkpoints:
+            raise ConfigError("give at least one --checkpoint")
+
+
+@dataclass(frozen=True)
+class TestClip:
+    """The stored fields of one test clip."""
+
+    key: str
+    frames: np.ndarray  # (T, S, S, 3) uint8
+    groups: np.ndarray  # (T, S, S) uint8 group ids
+    flow: np.ndarray  # (T - 1, 2, S, S) float32 backward flow in pixels
+
+
+@dataclass
+class _Scores:
+    """Running sums of one model's scores."""
+
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    lpips: list[float] = field(default_factory=list)
+    all_dynamic: int = 0  # videos left out of PSNR and SSIM: no still pixel in their clip
+    real_frames: list[np.ndarray] = field(default_factory=list)
+    fake_frames: list[np.ndarray] = field(default_factory=list)
+    real_videos: list[np.ndarray] = field(default_factory=list)
+    fake_videos: list[np.ndarray] = field(default_factory=list)
+
+
+def test_clips(data: Path, split: str, limit: int | None = None) -> list[TestClip]:
+    """The clips of ``split`` (manifest column ``split``; ``all``: every clip with fields)."""
+    wanted = None if split == "all" else _split_ids(data, split)
+    clips = []
+    for shard in clip_shards(data / "shards"):
+        for joined in iter_joined(shard):
+            if wanted is not None and joined["__key__"] not in wanted:
+                continue
+            frames = joined["frames"]
+            names = sorted(name for name in frames if name.endswith(".jpg"))
+            clips.append(
+                TestClip(
+                    key=joined["__key__"],
+                    frames=np.stack([decode_frame(frames[name]) for name in names]),
+                    groups=decode_masks(joined["mask"])["groups"],
+                    flow=decode_flow(joined["flow"]),
+                )
+            )
+            if limit is not None and len(clips) == limit:
+                return clips
+    if len(clips) < 2:
+        raise ConfigError(
+            f"{data}: the {split!r} split has {len(clips)} clip(s) with fields; "
+            "the protocol needs at least 2 (references come from other clips)"
+        )
+    return clips
+
+
+def evaluate(options: EvalOptions) -> dict[str, Any]:
+    """Score every checkpoint on the same clips and references; write eval.json and eval.md
+    under ``options.out`` and return the results."""
+    nets = load_feature_nets(options.metrics, options.device, options.weights_dir)
+    models = {
+        name: load_trained(path, options.device) for name, path in options.checkpoints.items()
+    }
+    clips = test_clips(options.data, options.split, options.max_clips)
+    results: dict[str, Any] = {
+        "data": str(options.data),
+        "split": options.split,
+        "clips": len(clips),
+        "samples": options.samples,
+        "frames": options.frames,
+        "models": {},
+    }
+    for name, trained in models.items():
+        scores = _Scores()
+        for index, clip in enumerate(clips):
+            first, truth = _input_and_truth(clip, trained, options.frames)
+            for video in _videos(trained, clips, index, options):
+                _score(scores, nets, first, video, truth)
+        results["models"][name] = {
+            "checkpoint": str(options.checkpoints[name]),
+            "step": trained.step,
+            **_summary(scores, nets, options.metrics),
+        }
+    options.out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, sort_keys=True)
+    write_atomic(options.out / RESULTS_JSON, lambda fh: fh.write(text.encode()))
+    table = markdown_table(results, options.metrics)
+    write_atomic(options.out / RESULTS_MD, lambda fh: fh.write(table.encode()))
+    return results
+
+
+def markdown_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
+    """Models as rows, metrics as columns (higher is better for PSNR and SSIM only)."""
+    arrows = {"psnr": "↑", "ssim": "↑", "lpips": "↓", "fid": "↓", "fvd": "↓"}
+    header = "| model | step | " + " | ".join(f"{m.upper()} {arrows[m]}" for m in metrics) + " |"
+    lines = [
+        f"{results['clips']} {results['split']} clips, {results['samples']} samples of "
+        f"{results['frames']} frames each.",
+        "",
+        header,
+        "|" + "---|" * (len(metrics) + 2),
+    ]
+    for name, row in results["models"].items():
+        cells = " | ".join(_cell(row[m], m) for m in metrics)
+        lines.append(f"| {name} | {row['step']} | {cells} |")
+    for name, row in results["models"].items():
+        if row["all_dynamic_videos"]:
+            lines.append(
+                f"\n{name}: {row['all_dynamic_videos']} videos of clips without a "
+                "still pixel are left out of PSNR and SSIM."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: float, metric: str) -> str:
+    return f"{value:.2f}" if metric in ("psnr", "fid", "fvd") else f"{value:.4f}"
+
+
+def _split_ids(data: Path, split: str) -> set[str]:
+    manifest = data / "manifest.parquet"
+    if not manifest.is_file():
+        raise ConfigError(f"{manifest} is missing: {data} is not a finished build")
+    table = pq.read_table(manifest)
+    if "split" not in table.column_names:
+        raise ConfigError(f"{manifest} has no split: run `tld split {data}` (or --split all)")
+    rows = table.select(["clip_id", "split"]).to_pylist()
+    return {row["clip_id"] for row in rows if row["split"] == split}
+
+
+def _input_and_truth(
+    clip: TestClip, trained: TrainedModel, frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first frame and the ground-truth frames (up to ``frames`` + 1), at model size."""
+    size = trained.config.model.image_size
+    truth = _resize_frames(clip.frames[: frames + 1], size)
+    return truth[0], truth
+
+
+def _videos(
+    trained: TrainedModel, clips: list[TestClip], index: int, options: EvalOptions
+) -> Iterator[np.ndarray]:
+    """``samples`` generated videos of clip ``index``: (frames + 1, S, S, 3) uint8 each,
+    frame 0 being the input."""
+    model, config = trained.model, trained.config
+    device = next(model.parameters()).device
+    size = config.model.image_size
+    clip = clips[index]
+    image = _to_unit(_resize_frames(clip.frames[:1], size)).to(device)
+    masks = _one_hot(clip.groups[:1], size).to(device)
+    for latents in _motions(trained, clips, index, options):
+        step_flow = generate_flow(model, image, masks, latents)
+        frames = iter_frames(
+            image,
+            step_flow,
+            options.frames + 1,
+            config.inference.compose,
+            config.model.align_corners,
+        )
+        yield np.concatenate([to_uint8(frame) for frame in frames])
+
+
+def _motions(
+    trained: TrainedModel, clips: list[TestClip], index: int, options: EvalOptions
+) -> list[torch.Tensor]:
+    """Latents of each sample: codebook codes, else references from other clips."""
+    codes = sample_latents(trained, options.samples)
+    if codes is not None:
+        return codes
+    rng = random.Random(f"{options.seed}-{index}")
+    others = [i for i in range(len(clips)) if i != index]
+    chosen = [rng.choice(others) for _ in range(options.samples)]
+    return [reference_latents(trained.model, _reference(clips[i], trained))[0] for i in chosen]
+
+
+def _reference(clip: TestClip, trained: TrainedModel) -> Reference:
+    size = trained.config.model.image_size
+    flow = pixel_to_grid(torch.from_numpy(clip.flow), trained.config.model.align_corners)
+    return Reference(resize_flow(flow, size, "area"), _one_hot(clip.groups[:-1], size))
+
+
+def _score(
+    scores: _Scores, nets: FeatureNets, first: np.ndarray, video: np.ndarray, truth: np.ndarray
+) -> None:
+    try:
+        pixel = score_video(first, video[1:], truth)
+    except ValueError:  # every pixel of the clip moves: nothing for the masked scores
+        scores.all_dynamic += 1
+    else:
+        scores.psnr.append(pixel.psnr)
+        scores.ssim.append(pixel.ssim)
+    if nets.lpips is not None:
+        scores.lpips.append(nets.lpips_to_first(first, video[1:]))
+    if nets.inception is not None:
+        scores.real_frames.append(nets.frame_features(first[None]))
+        scores.fake_frames.append(nets.frame_features(video[1:]))
+    if nets.i3d is not None:
+        scores.real_videos.append(nets.video_features(truth[None]))
+        scores.fake_videos.append(nets.video_features(video[None, : len(truth)]))
+
+
+def _summary(scores: _Scores, nets: FeatureNets, metrics: Sequence[str]) -> dict[str, float]:
+    if not scores.psnr:
+        raise ConfigError("every test clip moves everywhere: masked PSNR and SSIM are undefined")
+    summary = {"psnr": float(np.mean(scores.psnr)), "ssim": float(np.mean(scores.ssim))}
+    if "lpips" in metrics:
+        summary["lpips"] = float(np.mean(scores.lpips))
+    if "fid" in metrics:
+        summary["fid"] = _frechet(scores.real_frames, scores.fake_frames)
+    if "fvd" in metrics:
+        summary["fvd"] = _frechet(scores.real_videos, scores.fake_videos)
+    return {**{m: summary[m] for m in metrics}, "all_dynamic_videos": scores.all_dynamic}
+
+
+def _frechet(real: list[np.ndarray], fake: list[np.ndarray]) -> float:
+    return frechet_distance(
+        *gaussian_stats(np.concatenate(real)), *gaussian_stats(np.concatenate(fake))
+    )
+
+
+def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    if frames.shape[1:3] == (size, size):
+        return frames
+    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    resized = F.interpolate(tensor, size=(size, size), mode="area")
+    return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _to_unit(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def _one_hot(groups: np.ndarray, size: int) -> torch.Tensor:
+    masks = torch.from_numpy(group_masks(groups)).float()
+    return F.interpolate(masks, size=(size, size), mode="nearest")
