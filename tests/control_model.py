@@ -12,21 +12,10 @@ from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
 from timelapse_d.synth.control import write_control_build
 
-SIZE = 64
-SMALL = {
-    "model.image_size": SIZE,
-    "model.flow_size": SIZE // 2,
-    "model.encoder.base_channels": 8,
-    "model.encoder.max_channels": 16,
-    "model.encoder.depth": 3,
-    "model.generator.base_channels": 16,
-    "model.generator.max_channels": 32,
-    "model.generator.residual_blocks": 1,
-    "model.generator.input_norm": False,
-    "train.lr": 1e-3,
-    "train.tensorboard": False,
-    "train.sample_every": 0,
-}
+REPO = Path(__file__).resolve().parents[1]
+
+SIZE = 64  # the image size of models/fgla_small.yaml
+SMALL_CONFIG = REPO / "models" / "fgla_small.yaml"
 SEED = 0
 CLIPS = 256  # training clips: random streams (SEED, 0) .. (SEED, CLIPS - 1)
 STEPS = 600
@@ -37,7 +26,7 @@ def train_control_model(root: Path, overrides: dict[str, object] | None = None) 
     """Train on CLIPS control clips for STEPS steps in one thread (two shared cores are far
     slower when oversubscribed); return the checkpoint's path."""
     write_control_build(root / "build", SEED, CLIPS, size=SIZE)
-    config = load_fgla_config(overrides={**SMALL, **(overrides or {})})
+    config = load_fgla_config(SMALL_CONFIG, overrides)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from control_model import HELD_OUT, SEED, SIZE, SMALL
+from control_model import HELD_OUT, SEED, SIZE, SMALL_CONFIG
 from PIL import Image
 
 from timelapse_d.cli import cli
@@ -76,8 +76,8 @@ def quick_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained for two steps: enough to exercise the command, not to animate."""
     root = tmp_path_factory.mktemp("quick")
     write_control_build(root / "build", seed=1, clips=4, size=32)
-    overrides = {**SMALL, "model.image_size": 32, "model.flow_size": 16, "train.batch_size": 2}
-    train(load_fgla_config(overrides=overrides), TrainOptions(root / "build", root / "run", 2))
+    overrides = {"model.image_size": 32, "model.flow_size": 16, "train.batch_size": 2}
+    train(load_fgla_config(SMALL_CONFIG, overrides), TrainOptions(root / "build", root / "run", 2))
     return root / "run" / CHECKPOINT
 
 

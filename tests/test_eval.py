@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from control_model import SMALL
+from control_model import SMALL_CONFIG
 
 from timelapse_d.cli import cli
 from timelapse_d.fgla.config import load_fgla_config
@@ -17,7 +17,7 @@ from timelapse_d.fgla.protocol import EvalOptions, evaluate
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
 from timelapse_d.synth.control import write_control_build
 
-TINY = {**SMALL, "model.image_size": 48, "model.flow_size": 24, "train.batch_size": 2}
+TINY = {"model.image_size": 48, "model.flow_size": 24, "train.batch_size": 2}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     same model with its last layer zeroed: it generates no motion at all."""
     root = tmp_path_factory.mktemp("eval")
     write_control_build(root / "build", seed=2, clips=6, size=48, frames=5)
-    train(load_fgla_config(overrides=TINY), TrainOptions(root / "build", root / "moving", 2))
+    train(load_fgla_config(SMALL_CONFIG, TINY), TrainOptions(root / "build", root / "moving", 2))
     payload = torch.load(root / "moving" / CHECKPOINT, weights_only=True)
     for key in ("generator.out.weight", "generator.out.bias"):
         payload["model"][key].zero_()
