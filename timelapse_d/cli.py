@@ -488,15 +488,14 @@ def animate(
 @click.option("--frames", type=int, default=32, show_default=True, help="Frames per video.")
 @click.option(
     "--metrics",
-    default="psnr,ssim,lpips,fid,fvd",
+    default="psnr,ssim",
     show_default=True,
-    help="LPIPS, FID and FVD need network weights (`tld weights list`).",
+    help="Comma-separated: psnr, ssim.",
 )
 @click.option("--max-clips", type=int, help="Score only the first N clips of the split.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval"), show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Choice of references.")
-@_WEIGHTS_DIR
 def eval_command(
     checkpoints: tuple[str, ...],
     data: Path,
@@ -508,9 +507,8 @@ def eval_command(
     out: Path,
     device: str,
     seed: int,
-    weights_dir: Path | None,
 ) -> None:
-    """Score checkpoints on the FGLA paper's protocol: masked PSNR/SSIM, LPIPS, FID, FVD.
+    """Score checkpoints on the FGLA paper's protocol (masked PSNR and SSIM).
 
     Writes OUT/eval.json and OUT/eval.md (a Markdown table, one row per checkpoint).
     """
@@ -535,7 +533,6 @@ def eval_command(
         device=device,
         seed=seed,
         max_clips=max_clips,
-        weights_dir=weights_dir,
     )
     click.echo(markdown_table(evaluate(options), chosen), nl=False)
     click.echo(f"(also in {out / RESULTS_MD} and eval.json)")

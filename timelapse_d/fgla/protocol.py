@@ -6,15 +6,10 @@ of ``frames`` frames at its ``image_size``, one per motion: FGLA takes the laten
 model sees the same references; a model with a codebook (Animating Landscape) takes
 ``samples`` codes spread over its codebook. Scores, averaged over clips and samples:
 
-- masked PSNR and SSIM between the input and each generated frame, over the pixels the
-  ground-truth clip leaves still (:func:`timelapse_d.metrics.pixels.score_video`);
-- LPIPS between the input and each generated frame;
-- FID between the inputs and all generated frames (Inception pool features);
-- FVD between the ground-truth clips and the generated videos (I3D features), both
-  ``frames + 1`` frames long from the input.
-
-LPIPS, FID and FVD need user-supplied network weights (`tld weights`); a missing file is named
-with the command that installs it before anything runs.
+masked PSNR and SSIM between the input and each generated frame, over the pixels the
+ground-truth clip leaves still (:func:`timelapse_d.metrics.pixels.score_video`). The paper's
+LPIPS, FID and FVD (:mod:`timelapse_d.metrics.frechet` holds the Frechet distance) are not
+computed yet: their feature networks are still to be written.
 """
 
 from __future__ import annotations
@@ -37,14 +32,12 @@ from timelapse_d.fgla.data import clip_shards
 from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
 from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_latents
 from timelapse_d.fgla.warp import pixel_to_grid, resize_flow
-from timelapse_d.metrics.features import FeatureNets, load_feature_nets
-from timelapse_d.metrics.frechet import frechet_distance, gaussian_stats
 from timelapse_d.metrics.pixels import score_video
 from timelapse_d.precompute.fields import decode_flow, decode_frame, decode_masks, iter_joined
 from timelapse_d.runs import write_atomic
 from timelapse_d.segment.groups import group_masks
 
-METRICS = ("psnr", "ssim", "lpips", "fid", "fvd")
+METRICS = ("psnr", "ssim")
 RESULTS_JSON = "eval.json"
 RESULTS_MD = "eval.md"
 
@@ -63,7 +56,6 @@ class EvalOptions:
     device: str = "cpu"
     seed: int = 0
     max_clips: int | None = None
-    weights_dir: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.metrics) - set(METRICS))
@@ -91,12 +83,7 @@ class _Scores:
 
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
-    lpips: list[float] = field(default_factory=list)
     all_dynamic: int = 0  # videos left out of PSNR and SSIM: no still pixel in their clip
-    real_frames: list[np.ndarray] = field(default_factory=list)
-    fake_frames: list[np.ndarray] = field(default_factory=list)
-    real_videos: list[np.ndarray] = field(default_factory=list)
-    fake_videos: list[np.ndarray] = field(default_factory=list)
 
 
 def test_clips(data: Path, split: str, limit: int | None = None) -> list[TestClip]:
@@ -130,7 +117,6 @@ def test_clips(data: Path, split: str, limit: int | None = None) -> list[TestCli
 def evaluate(options: EvalOptions) -> dict[str, Any]:
     """Score every checkpoint on the same clips and references; write eval.json and eval.md
     under ``options.out`` and return the results."""
-    nets = load_feature_nets(options.metrics, options.device, options.weights_dir)
     models = {
         name: load_trained(path, options.device) for name, path in options.checkpoints.items()
     }
@@ -148,11 +134,11 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
         for index, clip in enumerate(clips):
             first, truth = _input_and_truth(clip, trained, options.frames)
             for video in _videos(trained, clips, index, options):
-                _score(scores, nets, first, video, truth)
+                _score(scores, first, video, truth)
         results["models"][name] = {
             "checkpoint": str(options.checkpoints[name]),
             "step": trained.step,
-            **_summary(scores, nets, options.metrics),
+            **_summary(scores, options.metrics),
         }
     options.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, sort_keys=True)
@@ -163,8 +149,8 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
 
 
 def markdown_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
-    """Models as rows, metrics as columns (higher is better for PSNR and SSIM only)."""
-    arrows = {"psnr": "↑", "ssim": "↑", "lpips": "↓", "fid": "↓", "fvd": "↓"}
+    """Models as rows, metrics as columns (arrows: which way is better)."""
+    arrows = {"psnr": "↑", "ssim": "↑"}
     header = "| model | step | " + " | ".join(f"{m.upper()} {arrows[m]}" for m in metrics) + " |"
     lines = [
         f"{results['clips']} {results['split']} clips, {results['samples']} samples of "
@@ -186,7 +172,7 @@ def markdown_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
 
 
 def _cell(value: float, metric: str) -> str:
-    return f"{value:.2f}" if metric in ("psnr", "fid", "fvd") else f"{value:.4f}"
+    return f"{value:.2f}" if metric == "psnr" else f"{value:.4f}"
 
 
 def _split_ids(data: Path, split: str) -> set[str]:
@@ -251,9 +237,7 @@ def _reference(clip: TestClip, trained: TrainedModel) -> Reference:
     return Reference(resize_flow(flow, size, "area"), _one_hot(clip.groups[:-1], size))
 
 
-def _score(
-    scores: _Scores, nets: FeatureNets, first: np.ndarray, video: np.ndarray, truth: np.ndarray
-) -> None:
+def _score(scores: _Scores, first: np.ndarray, video: np.ndarray, truth: np.ndarray) -> None:
     try:
         pixel = score_video(first, video[1:], truth)
     except ValueError:  # every pixel of the clip moves: nothing for the masked scores
@@ -261,33 +245,13 @@ def _score(
     else:
         scores.psnr.append(pixel.psnr)
         scores.ssim.append(pixel.ssim)
-    if nets.lpips is not None:
-        scores.lpips.append(nets.lpips_to_first(first, video[1:]))
-    if nets.inception is not None:
-        scores.real_frames.append(nets.frame_features(first[None]))
-        scores.fake_frames.append(nets.frame_features(video[1:]))
-    if nets.i3d is not None:
-        scores.real_videos.append(nets.video_features(truth[None]))
-        scores.fake_videos.append(nets.video_features(video[None, : len(truth)]))
 
 
-def _summary(scores: _Scores, nets: FeatureNets, metrics: Sequence[str]) -> dict[str, float]:
+def _summary(scores: _Scores, metrics: Sequence[str]) -> dict[str, float]:
     if not scores.psnr:
         raise ConfigError("every test clip moves everywhere: masked PSNR and SSIM are undefined")
     summary = {"psnr": float(np.mean(scores.psnr)), "ssim": float(np.mean(scores.ssim))}
-    if "lpips" in metrics:
-        summary["lpips"] = float(np.mean(scores.lpips))
-    if "fid" in metrics:
-        summary["fid"] = _frechet(scores.real_frames, scores.fake_frames)
-    if "fvd" in metrics:
-        summary["fvd"] = _frechet(scores.real_videos, scores.fake_videos)
     return {**{m: summary[m] for m in metrics}, "all_dynamic_videos": scores.all_dynamic}
-
-
-def _frechet(real: list[np.ndarray], fake: list[np.ndarray]) -> float:
-    return frechet_distance(
-        *gaussian_stats(np.concatenate(real)), *gaussian_stats(np.concatenate(fake))
-    )
 
 
 def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
