@@ -49,22 +49,16 @@ def iter_frames(
             yield warp(source, accumulated, align_corners)
 
 
-def animate(
-    image: Tensor,
-    step_flow: Tensor,
-    frames: int,
-    compose: str = "warp",
-    align_corners: bool = False,
-    speed: float = 1.0,
-) -> Tensor:
-    """All frames of :func:`iter_frames` at once (T x C x H x W)."""
-    return torch.cat(list(iter_frames(image, step_flow, frames, compose, align_corners, speed)))
-
-
 def to_uint8(frames: Tensor) -> np.ndarray:
     """T x 3 x H x W in [-1, 1] -> T x H x W x 3 uint8."""
     scaled = ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round()
     return scaled.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def uint8_frames(frames: Iterable[Tensor]) -> Iterator[np.ndarray]:
+    """Frames of :func:`iter_frames` (1 x 3 x H x W each) as H x W x 3 uint8, one at a time."""
+    for frame in frames:
+        yield to_uint8(frame)[0]
 
 
 def crossfade_loop(frames: Iterable[np.ndarray], length: int, fade: int) -> Iterator[np.ndarray]:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from timelapse_d.fgla.animation import animate, to_uint8, write_video
+from timelapse_d.fgla.animation import iter_frames, uint8_frames, write_video
 from timelapse_d.fgla.config import FGLAConfig
 from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
 from timelapse_d.fgla.model import FGLA
@@ -86,7 +86,7 @@ class TrainMonitor:
             own_motion = Reference(pixel_to_grid(flow_px, cfg.align_corners), masks)
             latents, _ = reference_latents(model, own_motion)
             step_flow = generate_flow(model, image, masks, latents)
-            frames = animate(
+            frames = iter_frames(
                 image,
                 step_flow,
                 self.config.train.sample_frames,
@@ -96,7 +96,7 @@ class TrainMonitor:
         model.train(was_training)
         path = self.out / SAMPLES / f"step-{step:07d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(to_uint8(frames), path)
+        write_video(uint8_frames(frames), path)
         return path
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ missing file fails at start with its name.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from timelapse_d.fgla.animation import (
     VIDEO_FORMATS,
     crossfade_loop,
     iter_frames,
-    to_uint8,
+    uint8_frames,
     write_video,
 )
 from timelapse_d.fgla.inference import Reference, generate_flow, region_latents
@@ -129,7 +129,7 @@ def animate_photo(options: AnimateOptions) -> AnimateResult:
     masks = torch.from_numpy(group_masks(ids[None])).float().to(device)
     step_flow = generate_flow(trained.model, _to_tensor(small, device), masks, latents)
     fade = max(1, options.frames // 4) if options.loop else 0
-    frames = _uint8_frames(
+    frames = uint8_frames(
         iter_frames(
             _to_tensor(photo, device),
             step_flow,
@@ -193,11 +193,6 @@ def _to_tensor(rgb: np.ndarray, device: torch.device) -> Tensor:
     """H x W x 3 uint8 -> 1 x 3 x H x W in [-1, 1]."""
     tensor = torch.tensor(rgb).permute(2, 0, 1)[None].float()
     return (tensor / 127.5 - 1.0).to(device)
-
-
-def _uint8_frames(frames: Iterator[Tensor]) -> Iterator[np.ndarray]:
-    for frame in frames:
-        yield to_uint8(frame)[0]
 
 
 def _label(group: str) -> str:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from timelapse_d.config import ConfigError
-from timelapse_d.fgla.animation import iter_frames, to_uint8
+from timelapse_d.fgla.animation import iter_frames, uint8_frames
 from timelapse_d.fgla.data import clip_shards
 from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
 from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_latents
@@ -215,7 +215,7 @@ def _videos(
             config.inference.compose,
             config.model.align_corners,
         )
-        yield np.concatenate([to_uint8(frame) for frame in frames])
+        yield np.stack(list(uint8_frames(frames)))
 
 
 def _motions(
