@@ -13,9 +13,14 @@ from standins.flickr_server import FlickrStandIn, StandInVideo
 from standins.host import Fault, VideoHost
 
 from timelapse_d.cli import cli
+from timelapse_d.config import ConfigError
 
 KEY, SECRET = "standin-key-0d9e88f2", "standin-secret-71c4aa0e"
 SMALL = ["--set", "filter.min_height=144", "--set", "filter.min_frames=40"]
+PROVENANCE = (
+    "source", "page_url", "owner_id", "owner_name", "license_id", "license_name", "license_url",
+    "title", "upload_date", "taken_date", "tags",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +55,20 @@ def test_flickr_build_records_provenance_failures_and_attribution(
     rows = {r["title"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
     assert set(rows) == {"Clouds over the bay", "Gone clouds"}
     good, gone = rows["Clouds over the bay"], rows["Gone clouds"]
-    assert good["status"] == "ok" and good["owner_name"] == "Some Photographer"
-    assert good["license_name"] == "Attribution License" and good["page_url"].endswith("/901/")
-    assert good["tags"] == ["timelapse"] and good["num_frames"] > 200
+    assert good["status"] == "ok" and good["num_frames"] > 200
+    assert {name: good[name] for name in PROVENANCE} == {
+        "source": "flickr",
+        "page_url": "https://www.flickr.com/photos/12345678@N00/901/",
+        "owner_id": "12345678@N00",
+        "owner_name": "Some Photographer",
+        "license_id": "4",
+        "license_name": "Attribution License",
+        "license_url": "https://creativecommons.org/licenses/by/2.0/",
+        "title": "Clouds over the bay",
+        "upload_date": "2017-07-14T02:40:00Z",
+        "taken_date": "2015-06-01 18:00:00",
+        "tags": ["timelapse"],
+    }
     assert gone["status"] == "failed" and gone["error"].startswith("removed:")
     kept = [r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["status"] == "kept"]
     assert kept and {r["video_id"] for r in kept} == {good["video_id"]}
@@ -61,10 +77,35 @@ def test_flickr_build_records_provenance_failures_and_attribution(
     text = (out / "ATTRIBUTION.txt").read_text()
     assert attribution.exit_code == 0
     assert '"Clouds over the bay" by Some Photographer' in text and "Gone" not in text
-    for path in out.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            assert KEY.encode() not in data and SECRET.encode() not in data, path
+
+    # No secret in any file of the run (home folder included) nor in what the commands print.
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    kinds = {p.relative_to(out).parts[0] for p in written if p.is_relative_to(out)}
+    assert {"run", "shards", "sources", "videos.parquet", "ATTRIBUTION.txt"} <= kinds
+    assert out / "run" / "build.log" in written
+    for path in written:
+        data = path.read_bytes()
+        assert KEY.encode() not in data and SECRET.encode() not in data, path
+    for text in (result.output, attribution.output):
+        assert KEY not in text and SECRET not in text
+
+
+def test_flickr_build_without_credentials_stops_before_any_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLICKR_API_KEY", raising=False)
+    monkeypatch.delenv("FLICKR_API_SECRET", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no credentials file either
+    with FlickrStandIn([], {}, api_key=KEY, api_secret=SECRET) as server:
+        command = [
+            "build", "--source", "flickr", "--query", "clouds", "--out", str(tmp_path / "out"),
+            "--set", f"flickr.rest_url={server.rest_url}",
+        ]  # fmt: skip
+        result = CliRunner().invoke(cli, command)
+        assert server.hits() == []
+    assert isinstance(result.exception, ConfigError)
+    assert "export FLICKR_API_KEY=" in str(result.exception)
+    assert "credentials.yaml" in str(result.exception)
 
 
 def test_url_list_build_curates_downloads_and_reruns_without_fetching(

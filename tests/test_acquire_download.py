@@ -4,6 +4,7 @@ only verified files counted, nothing fetched twice."""
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,31 @@ def test_a_stalled_server_times_out_and_is_retried(host: VideoHost, tmp_path: Pa
     config = DownloadConfig(workers=1, timeout_s=0.5, retry=FAST.retry)
     (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
     assert record.ok and record.attempts == 2
+
+
+def test_proxy_and_cookies_pass_through_and_no_cookie_copy_stays(
+    host: VideoHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "cookie-value-5b81e0"
+    cookies = tmp_path / "cookies.txt"
+    line = "\t".join(["127.0.0.1", "FALSE", "/", "FALSE", "0", "sid", secret])
+    cookies.write_text(f"# Netscape HTTP Cookie File\n{line}\n")
+    original = cookies.read_bytes()
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the copy goes
+    candidates = read_url_list(url_list(host, tmp_path))[:1]
+    with VideoHost() as proxy:
+        proxy.files.update(host.files)
+        config = DownloadConfig(
+            workers=1, proxy=proxy.base_url, cookies=str(cookies), retry=FAST.retry
+        )
+        (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+        through = proxy.hits()
+    assert record.ok and host.hits() == []  # every request went through the proxy
+    assert through and all(h.cookie == f"sid={secret}" for h in through)
+    assert cookies.read_bytes() == original and not any((tmp_path / "tmp").iterdir())
+    for path in [*(tmp_path / "out").rglob("*"), *(tmp_path / "state").rglob("*")]:
+        assert not path.is_file() or secret.encode() not in path.read_bytes(), path
 
 
 def test_playlist_listing_expands_into_videos(host: VideoHost, tmp_path: Path) -> None:

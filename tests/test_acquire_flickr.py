@@ -98,7 +98,7 @@ def test_search_splits_windows_over_the_cap_and_pages_each(tmp_path: Path) -> No
 
 
 def test_transient_failures_recover_and_permanent_ones_are_listed(tmp_path: Path) -> None:
-    videos = catalogue(12)
+    videos = catalogue(20)
     videos[0].state = "removed"  # photos.getInfo: Photo not found
     videos[1].state = "private"  # photos.getSizes: Permission denied
     with stand_in(videos, failure_rate=0.2, seed=3) as server:
@@ -107,13 +107,16 @@ def test_transient_failures_recover_and_permanent_ones_are_listed(tmp_path: Path
         config = DownloadConfig(max_height=720, workers=2, retry=FAST_RETRY)
         report = download_all(found, config, tmp_path / "out", tmp_path / "state")
         hits = server.hits()
-    assert sum(h.status in (429, 500, 503) for h in hits) >= 5  # failures did happen
+    refused = [h.path for h in hits if h.status in (429, 500, 503)]  # API calls and files
+    assert refused.count(REST_PATH) >= 3 and len(refused) - refused.count(REST_PATH) >= 3
+    accepted = [v for v in videos if v.license != 1]
+    assert sorted(r.title for r in report.records) == sorted(v.title for v in accepted)
     by_title = {r.title: r for r in report.records}
     failed = {r.title: r.error_class for r in report.records if not r.ok}
     assert failed == {videos[0].title: "removed", videos[1].title: "private",
                       videos[2].title: "removed"}  # fmt: skip
     assert not report.crashed
-    recoverable = [v for v in videos[3:] if v.license != 1]
+    recoverable = accepted[3:]
     assert all(by_title[v.title].ok for v in recoverable)
     # No duplicates: one file per video, each file served in full once, HD (<= 720) chosen.
     files = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file())
@@ -128,14 +131,34 @@ def test_transient_failures_recover_and_permanent_ones_are_listed(tmp_path: Path
     assert len(load_records(tmp_path / "state")) == len(report.records)
 
 
-def test_rate_limit_holds_at_the_server(tmp_path: Path) -> None:
+def test_api_rate_limit_holds_at_the_server_retries_included(tmp_path: Path) -> None:
     calls, period = 4, 0.5
-    with stand_in(catalogue(5)) as server:
+    with stand_in(catalogue(5), failure_rate=0.2, seed=1) as server:
         config = flickr_config(server, calls_per_period=calls, period_s=period)
-        search_flickr(config, tmp_path / "state", CREDENTIALS)
-        total = len(server.rest_hits())
+        found = search_flickr(config, tmp_path / "state", CREDENTIALS)
+        hits = server.rest_hits()
         most = server.max_in_window(period, REST_PATH)
-    assert total > 2 * calls  # enough calls for the limit to matter
+    assert len(found) == 4 and not any(c.failure for c in found)
+    assert len(hits) > 2 * calls  # enough calls for the limit to matter
+    assert any(h.status != 200 for h in hits)  # retried calls were among them
+    assert most <= calls
+
+
+@pytest.mark.slow
+def test_download_rate_limit_is_shared_by_worker_processes(tmp_path: Path) -> None:
+    """Three worker processes under one limit of 3 download starts per second: the host sees
+    at most 3 starts (one request to a video's play URL each, retries included) per second."""
+    calls, period = 3, 1.0
+    with stand_in(catalogue(6), failure_rate=0.2, seed=2) as server:
+        found = search_flickr(flickr_config(server), tmp_path / "state", CREDENTIALS)
+        config = DownloadConfig(
+            max_height=720, workers=3, calls_per_period=calls, period_s=period, retry=FAST_RETRY
+        )
+        report = download_all(found, config, tmp_path / "out", tmp_path / "state")
+        starts = [h for h in server.hits() if h.path.startswith("/play/")]
+        most = server.max_in_window(period, "/play/")
+    assert report.counts() == {"ok": len(found)} and len(found) == 5
+    assert len(starts) > calls + 1  # enough starts for the limit to matter
     assert most <= calls
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from standins.flickr_server import LICENSES
+from standins.host import most_in_window
 from yt_dlp.networking.common import Response
 from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadError
@@ -110,15 +111,6 @@ def _take(path: str, calls: int, period: float, count: int, out) -> None:
         out.put(time.time())
 
 
-def _max_in_window(times: list[float], period: float) -> int:
-    times, most, first = sorted(times), 0, 0
-    for last, moment in enumerate(times):
-        while moment - times[first] >= period:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
-
-
 def test_rate_limiter_holds_across_processes(tmp_path: Path) -> None:
     calls, period = 4, 0.5
     context = multiprocessing.get_context("fork")
@@ -130,7 +122,7 @@ def test_rate_limiter_holds_across_processes(tmp_path: Path) -> None:
     times = [out.get(timeout=20) for _ in range(12)]
     for worker in workers:
         worker.join(timeout=10)
-    assert _max_in_window(times, period) <= calls
+    assert most_in_window(times, period) <= calls
     # Not slower than the limit needs: 12 calls at (calls - 1) per period take ~1.8 s.
     assert max(times) - min(times) < 12 / ((calls - 1) / period) + 0.5
 

@@ -43,6 +43,7 @@ class Hit:
     params: tuple[tuple[str, str], ...]
     status: int
     range: str | None
+    cookie: str | None
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,10 @@ class VideoHost:
         with self._lock:
             return [h for h in self._hits if (path is None or h.path == path) and h.time >= since]
 
-    def max_in_window(self, period_s: float, path: str | None = None) -> int:
-        """The most requests (to `path`, or all) seen in any window of `period_s` seconds."""
-        times = sorted(h.time for h in self.hits(path))
-        most, first = 0, 0
-        for last, moment in enumerate(times):
-            while moment - times[first] >= period_s:
-                first += 1
-            most = max(most, last - first + 1)
-        return most
+    def max_in_window(self, period_s: float, prefix: str = "") -> int:
+        """The most requests to paths starting with `prefix` (all by default) that arrived in
+        any window of `period_s` seconds."""
+        return most_in_window([h.time for h in self.hits() if h.path.startswith(prefix)], period_s)
 
     # -- answering ---------------------------------------------------------------------------
 
@@ -135,7 +131,10 @@ class VideoHost:
         if fault is not None and fault.delay_s:
             time.sleep(fault.delay_s)
         status = self._answer(handler, method, split.path, params, fault)
-        hit = Hit(arrived, method, split.path, tuple(params), status, handler.headers["Range"])
+        headers = handler.headers
+        hit = Hit(
+            arrived, method, split.path, tuple(params), status, headers["Range"], headers["Cookie"]
+        )
         with self._lock:
             self._hits.append(hit)
 
@@ -209,6 +208,16 @@ class VideoHost:
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True
         return status
+
+
+def most_in_window(times: list[float], period_s: float) -> int:
+    """The most of `times` (seconds) that fall in any window of `period_s` seconds."""
+    times, most, first = sorted(times), 0, 0
+    for last, moment in enumerate(times):
+        while moment - times[first] >= period_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def _send(handler: BaseHTTPRequestHandler, answer: Answer) -> int:
