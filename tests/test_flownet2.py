@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -88,8 +89,14 @@ def _slow_correlation(
 
 @pytest.mark.parametrize(
     ("md", "stride2", "pad", "kernel"),
-    [(4, 2, 4, 1), (3, 1, 2, 1), (3, 2, 3, 1), (2, 2, 3, 3)],
-    ids=["flownetc-like", "pad-below-displacement", "displacement-not-stride-multiple", "kernel3"],
+    [(20, 2, 20, 1), (4, 2, 4, 1), (3, 1, 2, 1), (3, 2, 3, 1), (2, 2, 3, 3)],
+    ids=[
+        "flownetc",
+        "flownetc-like",
+        "pad-below-displacement",
+        "displacement-not-stride-multiple",
+        "kernel3",
+    ],
 )
 def test_correlation_matches_direct_computation(md: int, stride2: int, pad: int, kernel: int):
     gen = torch.Generator().manual_seed(md * 10 + pad)
@@ -150,6 +157,33 @@ def test_resample2d_bilinear_and_per_pixel_flow() -> None:
     torch.testing.assert_close(warped[elsewhere], image[elsewhere])
     low = resample2d(image.bfloat16(), torch.zeros(1, 2, 4, 5, dtype=torch.bfloat16))
     assert low.dtype == torch.bfloat16
+
+
+def test_resample2d_matches_direct_bilinear_sampling() -> None:
+    """Fractional flows, many pointing outside the image: bilinear at the clamped position."""
+    gen = torch.Generator().manual_seed(3)
+    image = torch.randn(2, 3, 5, 7, generator=gen)
+    flow = torch.randn(2, 2, 5, 7, generator=gen) * 4
+    img, fl = image.double().numpy(), flow.double().numpy()
+    n, _, h, w = img.shape
+    expected = np.zeros_like(img)
+    outside = 0
+    for b in range(n):
+        for y in range(h):
+            for x in range(w):
+                sx, sy = x + fl[b, 0, y, x], y + fl[b, 1, y, x]
+                outside += not (0 <= sx <= w - 1 and 0 <= sy <= h - 1)
+                sx, sy = min(max(sx, 0.0), w - 1.0), min(max(sy, 0.0), h - 1.0)
+                x0, y0 = int(sx), int(sy)
+                x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+                ax, ay = sx - x0, sy - y0
+                top = (1 - ax) * img[b, :, y0, x0] + ax * img[b, :, y0, x1]
+                bottom = (1 - ax) * img[b, :, y1, x0] + ax * img[b, :, y1, x1]
+                expected[b, :, y, x] = (1 - ay) * top + ay * bottom
+    assert 10 < outside < n * h * w - 10
+    warped = resample2d(image, flow)
+    assert warped.dtype == torch.float32
+    np.testing.assert_allclose(warped.numpy(), expected, atol=1e-5)
 
 
 def test_channel_norm_is_l2_over_channels() -> None:
@@ -234,6 +268,72 @@ class _ConstantFlow(torch.nn.Module):
     def forward(self, im1: torch.Tensor, im2: torch.Tensor) -> torch.Tensor:
         self.sizes.append(tuple(im1.shape[-2:]))
         return torch.ones(im1.shape[0], 2, *im1.shape[-2:])
+
+
+class _SubNetwork(torch.nn.Module):
+    """Stands in for one of FlowNet2's five networks: records its input and returns a constant
+    (u, v) at 1/``scale`` of the input size."""
+
+    def __init__(self, u: float, v: float, scale: int = 4) -> None:
+        super().__init__()
+        self.value, self.scale = torch.tensor([u, v]).view(1, 2, 1, 1), scale
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x)
+        n, _, h, w = x.shape
+        return self.value.expand(n, 2, h // self.scale, w // self.scale)
+
+
+def _shifted(image: torch.Tensor, u: int, v: int) -> torch.Tensor:
+    """image(p + (u, v)) with positions clamped to the border, by indexing."""
+    h, w = image.shape[-2:]
+    rows = (torch.arange(h) + v).clamp(0, h - 1)
+    cols = (torch.arange(w) + u).clamp(0, w - 1)
+    return image[:, :, rows][:, :, :, cols]
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).sum(dim=1).sqrt()
+
+
+def test_flownet2_input_handling_and_output_scaling() -> None:
+    """NVIDIA's pipeline around the five networks: per-channel mean of both frames subtracted,
+    divided by 255; C, S1 and S2 outputs times div_flow = 20, the SD output divided by it; each
+    refinement sees frame 2 warped by the previous flow, that flow / 20 and the error norm; the
+    fusion network's output is returned unscaled."""
+    with torch.device("meta"):
+        model = FlowNet2()
+    c, s1, s2 = _SubNetwork(0.05, -0.1), _SubNetwork(0.1, 0.05), _SubNetwork(0.15, 0.0)
+    sd, fusion = _SubNetwork(20.0, -40.0), _SubNetwork(0.5, 0.25, scale=1)
+    model.flownetc, model.flownets_1, model.flownets_2 = c, s1, s2
+    model.flownets_d, model.flownetfusion = sd, fusion
+    gen = torch.Generator().manual_seed(5)
+    im1, im2 = (torch.rand(2, 3, 64, 128, generator=gen) * 255 for _ in range(2))
+    flow = model(im1, im2)
+
+    mean = (im1.sum(dim=(2, 3)) + im2.sum(dim=(2, 3))).view(2, 3, 1, 1) / (2 * 64 * 128)
+    x1, x2 = (im1 - mean) / 255, (im2 - mean) / 255
+    x = torch.cat((x1, x2), dim=1)
+    close = functools.partial(torch.testing.assert_close, atol=2e-5, rtol=1e-5)
+    close(c.inputs[0], x)
+    close(sd.inputs[0], x)
+    for net, (u, v) in ((s1, (1, -2)), (s2, (2, 1))):  # C gives (1, -2) px, S1 (2, 1) px
+        seen = net.inputs[0]
+        assert seen.shape == (2, 12, 64, 128)
+        close(seen[:, :6], x)
+        close(seen[:, 6:9], _shifted(x2, u, v))
+        close(seen[:, 9:11], torch.tensor([u / 20, v / 20]).view(1, 2, 1, 1).expand(2, 2, 64, 128))
+        close(seen[:, 11], _norm(x1 - _shifted(x2, u, v)))
+    seen = fusion.inputs[0]  # SD gives (20, -40) / 20 = (1, -2) px, S2 (0.15 * 20, 0) = (3, 0)
+    assert seen.shape == (2, 11, 64, 128)
+    close(seen[:, :3], x1)
+    close(seen[:, 3:7], torch.tensor([1.0, -2.0, 3.0, 0.0]).view(1, 4, 1, 1).expand(2, 4, 64, 128))
+    close(seen[:, 7], torch.full((2, 64, 128), 5**0.5))
+    close(seen[:, 8], torch.full((2, 64, 128), 3.0))
+    close(seen[:, 9], _norm(x1 - _shifted(x2, 1, -2)))
+    close(seen[:, 10], _norm(x1 - _shifted(x2, 3, 0)))
+    close(flow, torch.tensor([0.5, 0.25]).view(1, 2, 1, 1).expand(2, 2, 64, 128))
 
 
 def test_estimate_flow_resizes_to_multiples_of_64_and_scales_back() -> None:

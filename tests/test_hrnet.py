@@ -88,6 +88,30 @@ def test_encoder_keys_match_reference_checkpoint(model: Segmenter) -> None:
     assert {key: tuple(state[key].shape) for key in listed} == listed
 
 
+def test_decoder_keys_match_csail_c1(model: Segmenter) -> None:
+    """CSAIL's C1 head for 720 input channels (no reference file lists the decoder): a 3x3 conv
+    without bias to 720 // 4 = 180 channels, its batch norm (with the synchronized-BN extras),
+    and a 1x1 conv with bias to the 150 classes."""
+    bn = {
+        "weight": (180,),
+        "bias": (180,),
+        "running_mean": (180,),
+        "running_var": (180,),
+        "num_batches_tracked": (),
+        "_tmp_running_mean": (180,),
+        "_tmp_running_var": (180,),
+        "_running_iter": (1,),
+    }
+    expected = {
+        "cbr.0.weight": (180, 720, 3, 3),
+        **{f"cbr.1.{name}": shape for name, shape in bn.items()},
+        "conv_last.weight": (150, 180, 1, 1),
+        "conv_last.bias": (150,),
+    }
+    state = csail_state(model.decoder)
+    assert {key: tuple(value.shape) for key, value in state.items()} == expected
+
+
 def test_checkpoints_load_strictly(model: Segmenter, checkpoints: tuple[Path, Path]) -> None:
     loaded = load_segmenter(*checkpoints)
     assert not loaded.training

@@ -16,16 +16,20 @@ import pytest
 from timelapse_d.config import ConfigError
 from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.fields import (
+    FIELDS,
     FieldMismatch,
     decode_flow,
     decode_frame,
     decode_masks,
+    field_shard,
     iter_joined,
     iter_samples,
+    write_field_shard,
 )
 from timelapse_d.precompute.sampling import Sampling
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
 from timelapse_d.segment.groups import GROUP_NAMES
+from timelapse_d.tars import write_samples
 
 
 def clip_shards(out: Path) -> list[Path]:
@@ -36,6 +40,9 @@ def test_every_field_shard_lines_up_with_its_clip_shard(fields_build: Path) -> N
     checked = 0
     for clip_shard in clip_shards(fields_build):
         clip_keys = [key for key, _ in iter_samples(clip_shard)]
+        for field in FIELDS:  # read directly, not through the join under test
+            keys = [key for key, _ in iter_samples(field_shard(clip_shard, field))]
+            assert keys == clip_keys, (clip_shard.name, field)
         joined = list(iter_joined(clip_shard))
         assert [s["__key__"] for s in joined] == clip_keys
         for sample in joined:
@@ -114,6 +121,42 @@ def test_damaged_field_shards_are_detected(fields_build: Path, tmp_path: Path) -
     frames.write_bytes(frames.read_bytes()[:3000])
     with pytest.raises(FieldMismatch):
         list(iter_joined(first, ("frames",)))
+
+
+def _tiny_shards(folder: Path, clip_keys: list[str], flow_keys: list[str]) -> Path:
+    """A clip shard of ``clip_keys`` and a flow shard of ``flow_keys`` (placeholder bytes)."""
+    clips = folder / "clips-000000.tar"
+    with open(clips, "wb") as fh:
+        write_samples(fh, [{"__key__": key, "json": b"{}"} for key in clip_keys])
+    samples = [{"__key__": key, "flow.npz": key.encode()} for key in flow_keys]
+    write_field_shard(field_shard(clips, "flow"), samples, flow_keys)
+    return clips
+
+
+def test_missing_extra_and_reordered_field_samples_are_detected(tmp_path: Path) -> None:
+    clips = _tiny_shards(tmp_path, ["a", "b", "c"], ["a", "b", "c"])
+    assert [s["flow"]["flow.npz"] for s in iter_joined(clips, ("flow",))] == [b"a", b"b", b"c"]
+    missing = r"mask-000000\.tar is missing: run `tld precompute masks`"
+    with pytest.raises(FieldMismatch, match=missing):
+        list(iter_joined(clips, ("flow", "mask")))
+    _tiny_shards(tmp_path, ["a", "b"], ["a", "b", "c"])
+    with pytest.raises(FieldMismatch, match=r"flow hold\(s\) extra samples"):
+        list(iter_joined(clips, ("flow",)))
+    _tiny_shards(tmp_path, ["a", "b", "c"], ["a", "c", "b"])
+    with pytest.raises(FieldMismatch, match="keys differ between fields.*clips=b, flow=c"):
+        list(iter_joined(clips, ("flow",)))
+
+
+def test_a_shard_failing_its_check_never_replaces_the_file(tmp_path: Path) -> None:
+    """Written to a temporary file, read back and checked, and only then renamed."""
+    clips = _tiny_shards(tmp_path, ["a", "b"], ["a", "b"])
+    flow = field_shard(clips, "flow")
+    before = flow.read_bytes()
+    samples = [{"__key__": key, "flow.npz": b"new"} for key in ("a", "b")]
+    with pytest.raises(FieldMismatch, match="keys read back differ"):
+        write_field_shard(flow, samples, ["b", "a"])
+    assert flow.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [clips.name, flow.name]
 
 
 def test_rerun_skips_done_shards_and_redoes_a_removed_one(
@@ -212,3 +255,33 @@ def test_cli_precompute_and_weights_errors(fields_build: Path, tmp_path: Path) -
     assert isinstance(missing.exception, ConfigError)
     assert "encoder_epoch_30.pth" in str(missing.exception)
     assert "tld weights import hrnetv2_encoder" in str(missing.exception)
+
+
+@pytest.mark.slow
+def test_hrnet_masks_store_groups_of_the_class_maps(
+    fields_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default masks backend end to end with a random-weight segmenter (no weight files):
+    the six-group map is the grouping of the stored 150-class map, frame for frame."""
+    import torch
+
+    from timelapse_d.segment import hrnet
+    from timelapse_d.segment.groups import class_map_to_groups
+
+    torch.manual_seed(0)
+    segmenter = hrnet.Segmenter().eval()
+    monkeypatch.setattr("timelapse_d.weights.require", lambda name, path=None: Path(name))
+    monkeypatch.setattr(hrnet, "load_segmenter", lambda encoder, decoder, device: segmenter)
+    out = tmp_path / "out"
+    shutil.copytree(fields_build, out)
+    sampling = Sampling(stride=40, size=32)
+    options = PrecomputeOptions("mask", "hrnet", sampling=sampling, batch=2, classes=True)
+    report = precompute(out, options)
+    assert report.shards_done == len(clip_shards(out))
+    for sample in iter_joined(clip_shards(out)[0], ("mask",)):
+        frames = -(-json.loads(sample["clips"]["json"])["num_frames"] // 40)
+        stored = decode_masks(sample["mask"])
+        assert stored["classes"].shape == stored["groups"].shape == (frames, 32, 32)
+        assert stored["classes"].max() < 150
+        np.testing.assert_array_equal(stored["groups"], class_map_to_groups(stored["classes"]))
+        assert json.loads(sample["mask"]["json"])["backend"] == "hrnet"

@@ -140,6 +140,32 @@ def test_import_refuses_a_renamed_key_and_installs_nothing(
     assert _files(folder) == []
 
 
+def test_tld_weights_import_refuses_a_reshaped_tensor_naming_it(
+    flownet2_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command itself: exit status 2, the file and the first mismatching key named."""
+    from timelapse_d.cli import main
+
+    payload = torch.load(flownet2_file, weights_only=True)
+    payload["state_dict"]["flownetc.conv1.0.weight"] = torch.zeros(64, 3, 5, 5)
+    bad = tmp_path / "reshaped.pth.tar"
+    torch.save(payload, bad)
+    folder = tmp_path / "weights"
+    argv = ["tld", "weights", "import", "flownet2", str(bad), "--weights-dir", str(folder)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert f"error: refusing flownet2 from {bad}" in error
+    assert "key 'flownetc.conv1.0.weight' has shape (64, 3, 5, 5), expected (64, 3, 7, 7)" in error
+    assert "more problems" not in error and "nothing installed" in error
+    assert _files(folder) == []
+
+
 def test_import_refuses_the_wrong_network_and_installs_nothing(
     decoder_file: Path, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ import cv2
 import numpy as np
 
 from timelapse_d.config import ConfigError
-from timelapse_d.runs import write_atomic
+from timelapse_d.runs import atomic_path
 from timelapse_d.tars import write_samples
 
 FIELDS = ("frames", "flow", "mask")
@@ -106,21 +107,17 @@ def decode_masks(sample: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def write_field_shard(path: Path, samples: list[dict[str, Any]], keys: list[str]) -> None:
-    """Write a field shard atomically, then read it back: keys must equal ``keys`` in order
-    and every member must match its digest."""
-
-    def write(fh: io.BufferedWriter) -> None:
-        write_samples(fh, (_with_digests(sample) for sample in samples))
-
-    write_atomic(path, write)
-    try:
-        written = [key for key, members in iter_samples(path) if _verified(path, key, members)]
-    except FieldMismatch:
-        path.unlink(missing_ok=True)
-        raise
-    if written != keys:
-        path.unlink(missing_ok=True)
-        raise FieldMismatch(f"{path.name}: keys read back differ from the clip shard's")
+    """Write a field shard to a temporary file, read it back (keys must equal ``keys`` in
+    order, every member must match its digest), then rename it to ``path``; a shard that
+    fails the check is removed and never replaces ``path``."""
+    with atomic_path(path) as temp:
+        with open(temp, "wb") as fh:
+            write_samples(fh, (_with_digests(sample) for sample in samples))
+            fh.flush()
+            os.fsync(fh.fileno())
+        written = [key for key, members in iter_samples(temp) if _verified(path, key, members)]
+        if written != keys:
+            raise FieldMismatch(f"{path.name}: keys read back differ from the clip shard's")
 
 
 def iter_joined(clip_shard: Path, fields: tuple[str, ...] = FIELDS) -> Iterator[dict[str, Any]]:
@@ -134,7 +131,8 @@ def iter_joined(clip_shard: Path, fields: tuple[str, ...] = FIELDS) -> Iterator[
     for field in fields:
         path = field_shard(clip_shard, field)
         if not path.is_file():
-            raise FieldMismatch(f"{path.name} is missing: run `tld precompute {field}`")
+            command = "masks" if field == "mask" else field  # the CLI's name for it
+            raise FieldMismatch(f"{path.name} is missing: run `tld precompute {command}`")
         readers[field] = iter_samples(path)
     for parts in zip(*readers.values(), strict=False):
         keys = {key for key, _ in parts}
