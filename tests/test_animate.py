@@ -14,9 +14,11 @@ from control_model import HELD_OUT, SEED, SIZE, SMALL_CONFIG
 from PIL import Image
 
 from timelapse_d.cli import cli
+from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.animation import crossfade_loop, iter_frames, write_video
 from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
+from timelapse_d.fgla.trained import load_trained
 from timelapse_d.fgla.warp import pixel_to_grid, warp
 from timelapse_d.flow.dis import DISBackend
 from timelapse_d.segment.groups import GROUP_NAMES
@@ -269,3 +271,58 @@ def test_each_group_moves_like_its_own_reference_video(
         moved_water,
     )
     assert np.linalg.norm(moved_sky) > 2 and np.linalg.norm(moved_water) > 2
+
+
+AL_SMALL = SMALL_CONFIG.with_name("al_small.yaml")
+
+
+@pytest.fixture(scope="module")
+def al_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Animating Landscape model trained for two steps on 5 clips: its codebook holds
+    the 5 clips' codes (fewer than its size, so no k-means)."""
+    root = tmp_path_factory.mktemp("al")
+    write_control_build(root / "build", seed=2, clips=5, size=32)
+    overrides = {"model.image_size": 32, "model.flow_size": 16, "train.batch_size": 2}
+    config = load_fgla_config(AL_SMALL, overrides)
+    train(config, TrainOptions(root / "build", root / "run", 2))
+    return root / "run" / CHECKPOINT
+
+
+def test_al_training_stores_a_codebook_of_its_clips(al_checkpoint: Path) -> None:
+    trained = load_trained(al_checkpoint)
+    assert isinstance(trained.model, AnimatingLandscape) and trained.step == 2
+    assert trained.codebook is not None and tuple(trained.codebook.shape) == (5, 8)
+    assert len(torch.unique(trained.codebook, dim=0)) == 5  # one distinct code per clip
+
+
+def test_al_animates_a_codebook_entry_without_segmenter_or_references(
+    al_checkpoint: Path, scene: dict[str, Path], tmp_path: Path
+) -> None:
+    """No --mask and no weights directory: a global-code model needs no segmenter."""
+    last = []
+    for entry in ("0", "4"):
+        out = tmp_path / f"code{entry}.mp4"
+        code, output = invoke(
+            scene["photo"], "-o", out, "--checkpoint", al_checkpoint, "--code", entry
+        )
+        assert code == 0, output
+        frames = read_frames(out)
+        assert frames.shape == (32, 250, 332, 3)
+        last.append(frames[-1].astype(int))
+    assert np.abs(last[0] - last[1]).mean() > 0.5  # two codes, two motions
+
+
+def test_codes_and_regions_are_refused_where_the_model_lacks_them(
+    al_checkpoint: Path, quick_checkpoint: Path, scene: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    cases = [
+        ([quick_checkpoint, "--code", "0"], "has no codebook"),
+        ([al_checkpoint, "--code", "5"], "out of range for a codebook of 5"),
+        ([al_checkpoint, "--reference", f"sky={scene['ref']}"], "one global motion code"),
+        ([al_checkpoint, "--code", "0", "--reference", scene["ref"]], "--code replaces"),
+    ]
+    for args, message in cases:
+        code, output = invoke(scene["photo"], "-o", out, "--checkpoint", *args)
+        assert code == 2 and message in output, (args, output)
+    assert not out.exists()

@@ -19,6 +19,7 @@ from control_model import HELD_OUT, SEED, SIZE
 
 from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.data import FGLAStream, StreamConfig
+from timelapse_d.fgla.direction import direction_cosine, region_motion
 from timelapse_d.fgla.inference import (
     Reference,
     generate_flow,
@@ -65,15 +66,6 @@ def held_out(index: int, sky: Vector, water: Vector | None) -> ControlClip:
     return render_clip(rng, SIZE, 3, (SPEED * sky[0], SPEED * sky[1]), lake)
 
 
-def motion(flow: torch.Tensor, masks: torch.Tensor, group: int) -> torch.Tensor:
-    """Mean content motion (minus the backward flow) over the group's pixels of all images."""
-    return -flow.permute(1, 0, 2, 3)[:, masks[:, group] > 0].mean(1)
-
-
-def cosine(a: torch.Tensor, b: Vector) -> float:
-    return float(F.cosine_similarity(a, torch.tensor(b), dim=0))
-
-
 def speed(flow: torch.Tensor, masks: torch.Tensor, group: int) -> float:
     """Mean per-pixel flow magnitude over the group's pixels."""
     return float(flow.norm(dim=1)[masks[:, group] > 0].mean())
@@ -104,7 +96,10 @@ def test_regions_follow_their_references_and_missing_water_holds_still(
     flow = generate_flow(
         trained, images, masks, region_latents(trained, {"sky": both, "water": both})
     )
-    sky, water = cosine(motion(flow, masks, SKY), d), cosine(motion(flow, masks, WATER), e)
+    sky, water = (
+        direction_cosine(region_motion(flow, masks, SKY), d),
+        direction_cosine(region_motion(flow, masks, WATER), e),
+    )
     assert sky >= MIN_COSINE and water >= MIN_COSINE, (sky, water)
 
     sky_only = as_reference(held_out(101, d, None))

@@ -403,6 +403,12 @@ def _frame_size(value: str) -> tuple[int, int] | None:
     help="Group-id image for the --reference with the same GROUP= (default: the segmenter).",
 )
 @click.option(
+    "--code",
+    type=int,
+    metavar="K",
+    help="Entry K of the model's motion codebook instead of references (Animating Landscape).",
+)
+@click.option(
     "--mask",
     default="auto",
     show_default=True,
@@ -430,6 +436,7 @@ def animate(
     checkpoint: Path,
     references: tuple[str, ...],
     reference_masks: tuple[str, ...],
+    code: int | None,
     mask: str,
     frames: int,
     speed: float,
@@ -441,7 +448,8 @@ def animate(
     device: str,
     weights_dir: Path | None,
 ) -> None:
-    """Animate the photo IMAGE with the motion of reference videos, at its own resolution."""
+    """Animate the photo IMAGE with the motion of reference videos (or a codebook entry), at
+    its own resolution."""
     from timelapse_d.fgla.photo import AnimateOptions, animate_photo, parse_assignments
 
     options = AnimateOptions(
@@ -450,6 +458,7 @@ def animate(
         checkpoint=checkpoint,
         references=parse_assignments(references, "--reference"),
         reference_masks=parse_assignments(reference_masks, "--reference-mask"),
+        code=code,
         mask=None if mask == "auto" else Path(mask),
         frames=frames,
         speed=speed,

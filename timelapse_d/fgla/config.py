@@ -1,8 +1,11 @@
-"""Typed FGLA hyper-parameters: defaults in code, ``models/fgla.yaml`` and dotted overrides on top.
+"""Typed motion-model hyper-parameters: defaults in code, ``models/fgla.yaml`` and dotted
+overrides on top.
 
 Every key of the YAML file is a field of :class:`FGLAConfig` (sections ``model``,
-``model.encoder``, ``model.generator``, ``loss``, ``train``, ``data``, ``inference``); an
-unknown key or a value of the wrong type is refused with the offending dotted key named.
+``model.encoder``, ``model.generator``, ``model.al``, ``loss``, ``train``, ``data``,
+``inference``); an unknown key or a value of the wrong type is refused with the offending
+dotted key named. ``model.kind`` picks the network: FGLA, or its baseline Animating Landscape
+(``al``, see ``models/al.yaml``), which shares the generator, the losses and the training loop.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ TV_REDUCTIONS = ("mean", "sum")
 COMPOSE_MODES = ("warp", "add")
 TRAIN_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PADDING_MODES = ("reflect", "zeros", "replicate")
+MODEL_KINDS = ("fgla", "al")
+FRAME_NORMS = ("l1", "l2")
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -71,6 +76,22 @@ class GeneratorConfig:
 
 
 @dataclass(frozen=True)
+class ALConfig:
+    """Sizes specific to Animating Landscape (``model.kind: al``)."""
+
+    code_dim: int = 8  # the global motion code c
+    encoder_channels: tuple[int, ...] = (64, 128, 192, 256)  # first conv, then residual blocks
+    codebook_size: int = 100  # at most this many k-means centres in the codebook
+
+    def __post_init__(self) -> None:
+        _positive("model.al", self, "code_dim", "codebook_size")
+        if not self.encoder_channels or min(self.encoder_channels) <= 0:
+            raise ConfigError(
+                f"model.al.encoder_channels must be positive widths, got {self.encoder_channels}"
+            )
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Sizes, units and the two networks."""
 
@@ -85,23 +106,32 @@ class ModelConfig:
     mask_resize: str = "nearest"  # ... and of its masks ("max": any pixel of the group)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    kind: str = "fgla"  # fgla | al (Animating Landscape: one global code, no partial convs)
+    al: ALConfig = field(default_factory=ALConfig)  # used when kind is al
 
     def __post_init__(self) -> None:
         _positive("model", self, "image_size", "flow_size", "groups", "latent_dim", "flow_scale")
+        _choice("model.kind", self.kind, MODEL_KINDS)
         _choice("model.flow_resize", self.flow_resize, FLOW_RESIZE_MODES)
         _choice("model.mask_resize", self.mask_resize, MASK_RESIZE_MODES)
-        for name, size, depth in (
-            ("flow_size", self.flow_size, self.encoder.depth),
-            ("image_size", self.image_size, self.generator.depth),
-        ):
+        checks = [("image_size", self.image_size, self.generator.depth)]
+        if self.kind == "fgla":
+            checks.append(("flow_size", self.flow_size, self.encoder.depth))
+        for name, size, depth in checks:
             if size % 2**depth:
                 raise ConfigError(f"model.{name} {size} is not divisible by 2**depth ({2**depth})")
+
+    @property
+    def code_dim(self) -> int:
+        """Width of each group's row of Z: ``latent_dim`` (FGLA) or ``al.code_dim`` (AL)."""
+        return self.al.code_dim if self.kind == "al" else self.latent_dim
 
 
 @dataclass(frozen=True)
 class LossConfig:
     """L_total = frame_weight L_frame + flow_weight L_flow + tv_weight L_tv."""
 
+    frame_norm: str = "l1"  # per-pixel norm of the frame error: l1 (FGLA) or squared l2 (AL)
     frame_weight: float = 1.0
     flow_weight: float = 0.5  # alpha
     tv_weight: float = 5.0  # beta
@@ -110,6 +140,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _positive("loss", self, "tv_sigma")
+        _choice("loss.frame_norm", self.frame_norm, FRAME_NORMS)
         _choice("loss.tv_reduction", self.tv_reduction, TV_REDUCTIONS)
 
 
@@ -139,9 +170,14 @@ class DataConfig:
 
     frame_stride: int = 4  # one of every four source frames
     flip: bool = True  # horizontally flipped video as ground truth (self-supervision)
+    min_frame_change: float = 0.0  # skip pairs whose mean |I_t+1 - I_t| (in [-1, 1]) is below
 
     def __post_init__(self) -> None:
         _positive("data", self, "frame_stride")
+        if self.min_frame_change < 0:
+            raise ConfigError(
+                f"data.min_frame_change must be 0 or more, got {self.min_frame_change}"
+            )
 
 
 @dataclass(frozen=True)
@@ -241,6 +277,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         return value
     if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
         items = typing.get_args(kind)
+        if len(items) == 2 and items[1] is Ellipsis:  # tuple[int, ...]: any length
+            items = (items[0],) * len(value)
         if len(value) == len(items):
             return tuple(_coerce(key, v, t) for v, t in zip(value, items, strict=True))
     name = getattr(kind, "__name__", str(kind))

@@ -47,6 +47,7 @@ class StreamConfig:
     shard_dir: str
     seed: int = 0
     flip: bool = True  # mirror half the samples (images, masks, flow)
+    min_frame_change: float = 0.0  # drop drawn pairs whose mean |I_t+1 - I_t| is below this
     shuffle_buffer: int = 64  # samples mixed before they are yielded (0: shard order)
     resampled: bool = False  # endless stream drawing shards at random (with replacement)
     rank: int = 0
@@ -75,20 +76,28 @@ def flip_sample(sample: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def training_pair(joined: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
-    """One random consecutive sampled pair of a joined clip (None when it has no pair)."""
+def training_pair(
+    joined: dict[str, Any], rng: random.Random, min_change: float = 0.0
+) -> dict[str, Any] | None:
+    """One random consecutive sampled pair of a joined clip; None when the clip has no pair
+    or the drawn pair's mean absolute frame difference (frames in [-1, 1]) is below
+    ``min_change`` (Animating Landscape skips such near-still pairs)."""
     flows = decode_flow(joined["flow"])
     if len(flows) == 0:
         return None
     j = rng.randrange(len(flows))
     frames = joined["frames"]
+    image_t = _to_unit(decode_frame(frames[f"{j:03d}.jpg"]))
+    image_t1 = _to_unit(decode_frame(frames[f"{j + 1:03d}.jpg"]))
+    if min_change > 0 and np.abs(image_t1 - image_t).mean() < min_change:
+        return None
     groups = decode_masks(joined["mask"])["groups"][j]
     masks = (groups[None] == np.arange(len(GROUP_NAMES))[:, None, None]).astype(np.float32)
     return {
         "key": joined["__key__"],
         "pair": j,
-        "image_t": _to_unit(decode_frame(frames[f"{j:03d}.jpg"])),
-        "image_t1": _to_unit(decode_frame(frames[f"{j + 1:03d}.jpg"])),
+        "image_t": image_t,
+        "image_t1": image_t1,
         "flow": flows[j],
         "masks": masks,
         "flipped": False,
@@ -140,7 +149,7 @@ class FGLAStream(IterableDataset):
         buffer: list[dict[str, Any]] = []
         for shard in order:
             for joined in iter_joined(shard, FIELDS):
-                sample = training_pair(joined, rng)
+                sample = training_pair(joined, rng, self.config.min_frame_change)
                 if sample is None:
                     continue
                 if self.config.flip and rng.random() < 0.5:

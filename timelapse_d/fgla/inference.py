@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from timelapse_d.fgla.model import FGLA, encoder_inputs
+from timelapse_d.fgla.model import encoder_inputs
 from timelapse_d.segment.groups import GROUP_NAMES
 
 
@@ -29,7 +29,7 @@ class Reference:
     masks: Tensor
 
 
-def reference_latents(model: FGLA, reference: Reference) -> tuple[Tensor, Tensor]:
+def reference_latents(model: nn.Module, reference: Reference) -> tuple[Tensor, Tensor]:
     """Z (G x latent_dim) of a reference, each group's latent averaged over the pairs where
     the group is present, and ``present`` (G bool): whether any pair has the group."""
     device = _device(model)
@@ -45,7 +45,7 @@ def reference_latents(model: FGLA, reference: Reference) -> tuple[Tensor, Tensor
     return mean, present.any(0)
 
 
-def region_latents(model: FGLA, choice: Mapping[str, Reference]) -> Tensor:
+def region_latents(model: nn.Module, choice: Mapping[str, Reference]) -> Tensor:
     """Z (G x latent_dim): the row of each group named in ``choice`` (group name ->
     reference) is that group's latent in its reference; every other row is 0. A reference
     chosen for several groups is encoded once."""
@@ -53,7 +53,7 @@ def region_latents(model: FGLA, choice: Mapping[str, Reference]) -> Tensor:
     unknown = sorted(set(choice) - set(GROUP_NAMES))
     if unknown:
         raise ValueError(f"unknown group {unknown[0]!r}; groups: {', '.join(GROUP_NAMES)}")
-    z = torch.zeros(config.groups, config.latent_dim, device=_device(model))
+    z = torch.zeros(config.groups, config.code_dim, device=_device(model))
     encoded: dict[int, tuple[Tensor, Tensor]] = {}
     for name, reference in choice.items():
         if id(reference) not in encoded:
@@ -65,7 +65,7 @@ def region_latents(model: FGLA, choice: Mapping[str, Reference]) -> Tensor:
     return z
 
 
-def generate_flow(model: FGLA, image: Tensor, masks: Tensor, latents: Tensor) -> Tensor:
+def generate_flow(model: nn.Module, image: Tensor, masks: Tensor, latents: Tensor) -> Tensor:
     """Flow (N x 2 x S x S, grid units) for images N x 3 x S x S in [-1, 1] and their one-hot
     masks N x G x S x S, driven by latents Z (G x latent_dim, shared by the batch)."""
     model.eval()
@@ -74,5 +74,5 @@ def generate_flow(model: FGLA, image: Tensor, masks: Tensor, latents: Tensor) ->
         return model.generate(image, batch, masks.to(image))
 
 
-def _device(model: FGLA) -> torch.device:
+def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device

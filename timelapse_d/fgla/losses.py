@@ -1,7 +1,8 @@
 """FGLA training objective: L_frame + alpha L_flow + beta L_tv.
 
 Every ``|.|_1`` is the L1 norm over channels at one pixel (RGB for frames, (dx, dy) for flows,
-flows in grid units). L_frame and L_flow average it over pixels and the batch. L_tv sums, for
+flows in grid units). L_frame and L_flow average it over pixels and the batch (with
+``frame_norm='l2'``, Animating Landscape's, L_frame averages the squared L2 norm). L_tv sums, for
 each pixel p and its right and lower neighbours q (the same set of pairs as "right and
 above"), ``w(p, q) |F(p) - F(q)|_1`` with ``w = exp(-|I_t+1(p) - I_t+1(q)|_1 / sigma)``;
 ``tv_reduction='mean'`` divides each direction's sum by its number of pairs (and the batch),
@@ -54,7 +55,8 @@ def fgla_losses(
     grid units, N x 2 x S x S); the frame term warps ``image_t`` towards ``image_t1``."""
     loss = config.loss
     predicted = warp(image_t, pred_flow, config.model.align_corners)
-    frame = (predicted - image_t1).abs().sum(1).mean()
+    error = predicted - image_t1
+    frame = (error.abs() if loss.frame_norm == "l1" else error.square()).sum(1).mean()
     flow = (pred_flow - true_flow).abs().sum(1).mean()
     tv = weighted_tv(pred_flow, image_t1, loss.tv_sigma, loss.tv_reduction)
     total = loss.frame_weight * frame + loss.flow_weight * flow + loss.tv_weight * tv

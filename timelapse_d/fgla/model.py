@@ -148,14 +148,20 @@ class MotionGenerator(nn.Module):
         for layer in self.down:
             x = layer(x)
             skips.append(x)
-        x = self.middle(x)
+        return self.decode(skips)
+
+    def decode(self, skips: list[Tensor]) -> Tensor:
+        """Bottleneck and decoder from the outputs of every down level (the last one is the
+        bottleneck's input) to the bounded flow."""
+        x = self.middle(skips[-1])
         for layer, skip in zip(self.up, reversed(skips[1:]), strict=True):
-            x = layer(_up(torch.cat((x, skip), 1)))
-        x = self.out(_up(torch.cat((x, skips[0]), 1)))
+            x = layer(upsample2x(torch.cat((x, skip), 1)))
+        x = self.out(upsample2x(torch.cat((x, skips[0]), 1)))
         return torch.tanh(x) / self.flow_scale
 
 
-def _up(x: Tensor) -> Tensor:
+def upsample2x(x: Tensor) -> Tensor:
+    """Nearest-neighbour upsampling by 2 (the generator's decoder step)."""
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
 

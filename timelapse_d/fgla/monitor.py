@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from timelapse_d.fgla.animation import iter_frames, uint8_frames, write_video
 from timelapse_d.fgla.config import FGLAConfig
 from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
-from timelapse_d.fgla.model import FGLA
 from timelapse_d.fgla.warp import pixel_to_grid
 
 LOG = logging.getLogger("timelapse_d")
@@ -58,7 +58,7 @@ class TrainMonitor:
             return None
         return SummaryWriter(str(self.out / TENSORBOARD))
 
-    def record(self, row: dict[str, float], model: FGLA, batch: dict[str, Any]) -> None:
+    def record(self, row: dict[str, float], model: nn.Module, batch: dict[str, Any]) -> None:
         """Log one optimizer step; animate a sample when one is due."""
         if not self.active:
             return
@@ -75,7 +75,7 @@ class TrainMonitor:
         if every and step % every == 0:
             self.write_sample(model, step)
 
-    def write_sample(self, model: FGLA, step: int) -> Path:
+    def write_sample(self, model: nn.Module, step: int) -> Path:
         """Animate the held training image with its own motion; returns the video's path."""
         assert self._sample is not None
         device = next(model.parameters()).device

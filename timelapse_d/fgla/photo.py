@@ -2,7 +2,9 @@
 
 The model sees the photo at ``image_size`` square with its region groups (a mask file or the
 segmenter) and the latents of the chosen references; the flow it predicts is upsampled to the
-photo's size and composed frame after frame (:mod:`timelapse_d.fgla.animation`). Everything a
+photo's size and composed frame after frame (:mod:`timelapse_d.fgla.animation`). An Animating
+Landscape model has one global motion code and no regions: it takes one reference for the
+whole photo, or an entry of its codebook (``--code K``), and needs no segmenter. Everything a
 run needs (checkpoint, weights, references, mask) is loaded before the first frame, so a
 missing file fails at start with its name.
 """
@@ -36,8 +38,9 @@ from timelapse_d.fgla.regions import (
     read_group_mask,
     resize_groups,
     segmenter_groups,
+    whole_image_group,
 )
-from timelapse_d.fgla.trained import TrainedModel, load_trained
+from timelapse_d.fgla.trained import TrainedModel, code_latents, load_trained
 from timelapse_d.segment.groups import GROUP_NAMES, group_masks
 
 ALL_GROUPS = ""  # the key of a reference given without a group: it drives every group
@@ -51,6 +54,7 @@ class AnimateOptions:
     output: Path
     checkpoint: Path
     references: Mapping[str, Path] = field(default_factory=dict)  # group or ALL_GROUPS -> video
+    code: int | None = None  # a codebook entry instead of references (Animating Landscape)
     reference_masks: Mapping[str, Path] = field(default_factory=dict)  # same keys -> mask file
     mask: Path | None = None  # the photo's groups; None: the segmenter
     frames: int = 32
@@ -71,8 +75,13 @@ class AnimateOptions:
             raise ConfigError(f"--speed and --fps must be positive, got {self.speed}, {self.fps}")
         if self.output.suffix.lower() not in VIDEO_FORMATS:
             raise ConfigError(f"{self.output}: the video must end in {', '.join(VIDEO_FORMATS)}")
-        if not self.references:
-            raise ConfigError("give at least one --reference VIDEO (the motion to follow)")
+        if not self.references and self.code is None:
+            raise ConfigError(
+                "give at least one --reference VIDEO (the motion to follow), or --code K for "
+                "a model with a codebook"
+            )
+        if self.references and self.code is not None:
+            raise ConfigError("--code replaces --reference: give one or the other")
         for path in (
             self.image,
             self.mask,
@@ -115,16 +124,24 @@ def animate_photo(options: AnimateOptions) -> AnimateResult:
     """Animate ``options.image`` into ``options.output``."""
     started = time.monotonic()
     trained = load_trained(options.checkpoint, options.device)
-    segmenter = _segmenter_if_needed(options)
+    regional = trained.config.model.kind == "fgla"
+    if not regional and set(options.references) - {ALL_GROUPS}:
+        raise ConfigError(
+            f"{options.checkpoint}: an Animating Landscape model has one global motion code; "
+            "give one --reference VIDEO without GROUP=, or --code K"
+        )
+    latents = code_latents(trained, options.code) if options.code is not None else None
+    segmenter = _segmenter_if_needed(options) if regional else whole_image_group
     photo = read_photo(options.image, options.size)
     size = trained.config.model.image_size
     small = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
-    if options.mask is not None:
+    if options.mask is not None and regional:
         ids = resize_groups(read_group_mask(options.mask), size, size)
     else:
         assert segmenter is not None
         ids = segmenter(small[None])[0]
-    latents = region_latents(trained.model, _choice(options, trained, segmenter))
+    if latents is None:
+        latents = region_latents(trained.model, _choice(options, trained, segmenter))
     device = next(trained.model.parameters()).device
     masks = torch.from_numpy(group_masks(ids[None])).float().to(device)
     step_flow = generate_flow(trained.model, _to_tensor(small, device), masks, latents)
@@ -164,7 +181,7 @@ def read_photo(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 def _segmenter_if_needed(options: AnimateOptions) -> GroupFn | None:
     if options.mask is not None and set(options.reference_masks) == set(options.references):
-        return None
+        return None  # with --code there are no references: the mask is all it needs
     return segmenter_groups(options.device, "fp32", options.weights_dir)
 
 
@@ -181,7 +198,8 @@ def _choice(
     loaded = {}
     for key, video in options.references.items():
         mask = options.reference_masks.get(key)
-        groups = fixed_groups(mask) if mask is not None else segmenter
+        regional = trained.config.model.kind == "fgla"  # a global code ignores regions
+        groups = fixed_groups(mask) if mask is not None and regional else segmenter
         assert groups is not None
         loaded[key] = reference_from_video(video, trained.config, backend, groups)
     fallback = loaded.get(ALL_GROUPS)

@@ -58,6 +58,12 @@ def fixed_groups(path: Path) -> GroupFn:
     return groups
 
 
+def whole_image_group(frames: np.ndarray) -> np.ndarray:
+    """Every pixel in group "others": the regions of a model with one global motion code
+    (Animating Landscape), which ignores them."""
+    return np.full(frames.shape[:3], GROUP_NAMES.index("others"), dtype=np.uint8)
+
+
 def segmenter_groups(
     device: str = "cpu", precision: str = "fp32", weights_dir: Path | None = None
 ) -> GroupFn:

@@ -1,4 +1,5 @@
-"""`tld train`: FGLA trained by streaming the field shards, with exact resume.
+"""`tld train`: FGLA (or its Animating Landscape baseline) trained by streaming the field
+shards, with exact resume.
 
 Passes over the data are numbered; pass ``e`` streams every clip once with the stream seeded by
 (seed, e), so a pass is the same whether or not the run stopped in it. A checkpoint holds the
@@ -9,7 +10,8 @@ losses as an uninterrupted run. Losses go to ``OUT/train_log.csv``.
 Several processes (``torchrun --nproc_per_node N -m timelapse_d train ...``, or any launcher
 that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT) train one DistributedDataParallel
 model: each rank streams its own disjoint share of the shards, gradients are averaged, rank 0
-writes the log and the checkpoint, which keeps every rank's data position.
+writes the log and the checkpoint, which keeps every rank's data position. An Animating
+Landscape run also stores its codebook in the final checkpoint.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from torch.utils.data import DataLoader
 
 from timelapse_d.checkpoints import CheckpointError
 from timelapse_d.config import ConfigError
+from timelapse_d.fgla.codebook import build_codebook, clip_codes
 from timelapse_d.fgla.config import FGLAConfig, config_to_dict, fgla_config_from_dict
 from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate
 from timelapse_d.fgla.losses import training_losses
-from timelapse_d.fgla.model import FGLA
 from timelapse_d.fgla.monitor import TrainMonitor
+from timelapse_d.fgla.trained import build_model
 from timelapse_d.runs import atomic_path
 from timelapse_d.torch_runtime import autocast, resolve_device
 
@@ -87,7 +90,7 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
     if not options.resume and checkpoint.is_file():
         raise ConfigError(f"{checkpoint} exists: pass --resume to continue it, or another --out")
     torch.manual_seed(options.seed)
-    model = FGLA(config.model).to(device)
+    model = build_model(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, betas=config.train.betas)
     precision = training_precision(config.train.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -107,6 +110,7 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
                 str(options.data / "shards"),
                 seed=options.seed,
                 flip=config.data.flip,
+                min_frame_change=config.data.min_frame_change,
                 rank=rank,
                 world_size=world,
             )
@@ -137,7 +141,7 @@ class _Run:
 
     config: FGLAConfig
     options: TrainOptions
-    model: FGLA
+    model: torch.nn.Module  # FGLA or AnimatingLandscape
     network: torch.nn.Module  # the model, wrapped in DDP when there are several processes
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -172,10 +176,11 @@ def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
             row = _log_row(position, terms, samples / max(time.monotonic() - started, 1e-9))
             run.monitor.record(row, run.model, batch)
             rows.append({**row, "keys": batch["key"]})
-            if position.step % options.checkpoint_every == 0 or position.step == options.steps:
-                _save(run, _positions(position, run.world))
             if position.step >= options.steps:
+                _save(run, _positions(position, run.world), _final_codebook(run))
                 return rows
+            if position.step % options.checkpoint_every == 0:
+                _save(run, _positions(position, run.world))
         if position.step == step_before:
             raise ConfigError(
                 f"rank {run.rank} of {run.world} has no training data (fewer shards?)"
@@ -222,7 +227,19 @@ def _log_row(position: Position, terms: Any, rate: float) -> dict[str, float]:
     return row
 
 
-def _save(run: _Run, positions: list[dict[str, int]]) -> None:
+def _final_codebook(run: _Run) -> torch.Tensor | None:
+    """Animating Landscape's codebook of the trained model (rank 0 only; None for FGLA): one
+    code per training clip, reduced by k-means to at most ``model.al.codebook_size``."""
+    model_config = run.config.model
+    if model_config.kind != "al" or run.rank != 0:
+        return None
+    codes = clip_codes(run.model, run.options.data / "shards", model_config)
+    centres = build_codebook(codes, model_config.al.codebook_size, run.options.seed)
+    LOG.info("codebook: %d codes from %d training clips", len(centres), len(codes))
+    return torch.from_numpy(centres).float()
+
+
+def _save(run: _Run, positions: list[dict[str, int]], codebook: torch.Tensor | None = None) -> None:
     if run.rank != 0:
         return
     payload = {
@@ -232,13 +249,15 @@ def _save(run: _Run, positions: list[dict[str, int]]) -> None:
         "positions": positions,
         "config": config_to_dict(run.config),
     }
+    if codebook is not None:
+        payload["codebook"] = codebook
     with atomic_path(run.options.out / CHECKPOINT) as tmp:
         torch.save(payload, tmp)
 
 
 def _load(
     path: Path,
-    model: FGLA,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     device: torch.device,

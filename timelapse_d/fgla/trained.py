@@ -17,6 +17,8 @@ from torch import Tensor, nn
 
 from timelapse_d.checkpoints import CheckpointError, load_strict
 from timelapse_d.config import ConfigError
+from timelapse_d.fgla.al import AnimatingLandscape
+from timelapse_d.fgla.codebook import codebook_latents
 from timelapse_d.fgla.config import FGLAConfig, fgla_config_from_dict
 from timelapse_d.fgla.model import FGLA
 
@@ -33,7 +35,9 @@ class TrainedModel:
 
 
 def build_model(config: FGLAConfig) -> nn.Module:
-    """The network ``config`` describes."""
+    """The network ``config`` describes (``model.kind``: FGLA or Animating Landscape)."""
+    if config.model.kind == "al":
+        return AnimatingLandscape(config.model)
     return FGLA(config.model)
 
 
@@ -57,7 +61,19 @@ def load_trained(path: Path | str, device: str | torch.device = "cpu") -> Traine
     with torch.device("meta"):
         model = build_model(config)
     load_strict(model, _tensors(payload["model"], path), path)
-    return TrainedModel(model.to(device).eval(), config, path, _step(payload))
+    codebook = _codebook(payload, config, path)
+    return TrainedModel(model.to(device).eval(), config, path, _step(payload), codebook)
+
+
+def _codebook(payload: Mapping[str, Any], config: FGLAConfig, path: Path) -> Tensor | None:
+    """The checkpoint's codebook (K x code_dim), None when it has none."""
+    codebook = payload.get("codebook")
+    if codebook is None:
+        return None
+    width = config.model.code_dim
+    if not isinstance(codebook, Tensor) or codebook.dim() != 2 or codebook.shape[1] != width:
+        raise CheckpointError(f"{path}: its codebook is not a K x {width} tensor")
+    return codebook.float()
 
 
 def _tensors(state: Any, path: Path) -> dict[str, Tensor]:
@@ -76,8 +92,20 @@ def sample_latents(trained: TrainedModel, count: int) -> list[Tensor] | None:
     None when the model has no codebook (its motion comes from references)."""
     if trained.codebook is None:
         return None
-    size = len(trained.codebook)
-    picks = torch.linspace(0, size - 1, count).round().long().tolist()
-    groups = trained.config.model.groups
-    device = next(trained.model.parameters()).device
-    return [trained.codebook[i].to(device).expand(groups, -1).clone() for i in picks]
+    picks = torch.linspace(0, len(trained.codebook) - 1, count).round().long().tolist()
+    return [code_latents(trained, i) for i in picks]
+
+
+def code_latents(trained: TrainedModel, index: int) -> Tensor:
+    """Latents (G x code_dim) of codebook entry ``index``; ConfigError when the model has no
+    codebook or no such entry."""
+    if trained.codebook is None:
+        raise ConfigError(
+            f"{trained.source}: this model has no codebook (FGLA takes its motion from "
+            "--reference videos; codebooks come with Animating Landscape models)"
+        )
+    try:
+        latents = codebook_latents(trained.codebook, index, trained.config.model.groups)
+    except IndexError as exc:
+        raise ConfigError(f"--code: {exc}") from exc
+    return latents.to(next(trained.model.parameters()).device)
