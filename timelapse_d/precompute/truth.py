@@ -22,15 +22,21 @@ SYNTHETIC_PREFIX = "synthetic://"
 REGION_GROUPS = {"ground": "others", "sky": "sky", "water": "water", "tree": "tree"}
 
 
+def region_group_table() -> np.ndarray:
+    """Lookup table (256, uint8): generator region label -> FGLA group id ("others" for labels
+    the generator does not use)."""
+    table = np.full(256, GROUP_NAMES.index("others"), np.uint8)
+    for label, name in REGION_NAMES.items():
+        table[label] = GROUP_NAMES.index(REGION_GROUPS[name])
+    return table
+
+
 class SyntheticTruth:
     """Fields from the generator's truth for the clips of one build directory."""
 
     def __init__(self, out: Path) -> None:
         self.root = out / "sources" / "synthetic"
-        table = np.full(256, GROUP_NAMES.index("others"), np.uint8)
-        for label, name in REGION_NAMES.items():
-            table[label] = GROUP_NAMES.index(REGION_GROUPS[name])
-        self._groups = table
+        self._groups = region_group_table()
         self._loaded: dict[str, Truth] = {}
 
     def _truth(self, source_uri: str) -> Truth:

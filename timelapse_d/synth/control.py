@@ -31,14 +31,12 @@ from timelapse_d.precompute.fields import (
     field_shard,
     write_field_shard,
 )
-from timelapse_d.precompute.truth import REGION_GROUPS
+from timelapse_d.precompute.truth import region_group_table
 from timelapse_d.runs import write_atomic
-from timelapse_d.segment.groups import GROUP_NAMES
 from timelapse_d.stages.shard import shard_name
 from timelapse_d.synth.landscape import (
     DAY_PALETTES,
     GROUND,
-    REGION_NAMES,
     SKY,
     WATER,
     Painter,
@@ -54,11 +52,7 @@ from timelapse_d.tars import write_samples
 Vector = tuple[float, float]
 TEXTURE_WIDTH = 128.0  # textures are painted as the demo kinds paint a frame this wide
 STILL: Vector = (0.0, 0.0)
-# Region label (0..3) -> FGLA group id.
-GROUP_OF_LABEL = np.array(
-    [GROUP_NAMES.index(REGION_GROUPS[REGION_NAMES[label]]) for label in sorted(REGION_NAMES)],
-    np.uint8,
-)
+GROUP_OF_LABEL = region_group_table()  # region label -> FGLA group id
 
 
 @dataclass(frozen=True)
