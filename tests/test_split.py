@@ -112,3 +112,40 @@ def test_tld_split_writes_the_manifest_column(synthetic_build, tmp_path) -> None
         sides.setdefault(row["video_id"], set()).add(row["split"])
     assert all(len(s) == 1 for s in sides.values())
     assert {"train", "test"} == set().union(*sides.values())
+
+
+def test_a_rebuild_keeps_the_split(synthetic_build, tmp_path) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from timelapse_d.annotation.split import write_split
+    from timelapse_d.config import resolve_config
+    from timelapse_d.pipeline import build
+
+    out = tmp_path / "out"
+    shutil.copytree(synthetic_build, out)
+    write_split(out, 0.25, seed=3)
+    before = pq.read_table(out / "manifest.parquet", columns=["clip_id", "split"]).to_pylist()
+    assert {r["split"] for r in before} == {"train", "test", None}
+    summary = build(resolve_config(source="synthetic", overrides={"workers": 2}), out)
+    assert summary.complete
+    after = pq.read_table(out / "manifest.parquet", columns=["clip_id", "split"]).to_pylist()
+    assert after == before
+
+
+def test_carry_split_keeps_sides_of_clips_still_kept_only(tmp_path, caplog) -> None:
+    from timelapse_d.annotation.split import carry_split
+    from timelapse_d.manifest import CLIP_SCHEMA, write_table
+
+    def row(clip_id: str, status: str, side: str | None = None) -> dict[str, object]:
+        return {"clip_id": clip_id, "video_id": "v", "status": status, "split": side}
+
+    manifest = tmp_path / "manifest.parquet"
+    old = [row("a", "kept", "test"), row("b", "kept", "train"), row("c", "rejected")]
+    write_table(manifest, old, CLIP_SCHEMA)
+    rebuilt = [row("a", "kept"), row("b", "rejected"), row("c", "kept"), row("d", "kept")]
+    carried = carry_split(manifest, rebuilt)
+    assert [r["split"] for r in carried] == ["test", None, None, None]
+    assert "2 kept clips are new since `tld split`" in caplog.text
+    assert carry_split(tmp_path / "none.parquet", rebuilt) == rebuilt

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from timelapse_d.annotation.pull import apply_labels
+from timelapse_d.annotation.split import carry_split
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.executors import Task, TaskFailure, run_tasks
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
@@ -206,6 +207,7 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         clips = [apply_encoding(c, encoded) for c in decided]
         clips = run_shard(clips, config, out, run)
         write_table(out / "videos.parquet", video_rows, VIDEO_SCHEMA)
+        clips = carry_split(out / "manifest.parquet", clips)
         write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
         summary = summarize(out, finished=True)
         write_json(run.summary_path, dataclasses.asdict(summary))
