@@ -10,9 +10,13 @@
    the sky from a reference drifting right and the water from one drifting left. Frames 0, 10,
    20 and 31 and the amplified difference of frames 31 and 0 are saved as PNG sheets in
    benchmarks/out/ (not committed: the stills' licences do not allow it). The stills' masks
-   are rough hand rules (described in make_masks), standing in for the segmenter.
+   are rough hand rules (described in make_masks), standing in for the segmenter. The same
+   stills are animated by the Animating Landscape baseline (models/al_small.yaml, trained the
+   same way, or --al-checkpoint) following one reference whose sky drifts right and whose
+   water drifts left (AL has one global code: no per-region references): *-al-sheet.png.
 Prints a table and saves benchmarks/results/animate-<device>.json.
-Usage: python benchmarks/animate.py [--device cpu] [--checkpoint CKPT] [--frames 32]
+Usage: python benchmarks/animate.py [--device cpu] [--checkpoint CKPT] [--al-checkpoint CKPT]
+       [--frames 32]
 """
 
 from __future__ import annotations
@@ -51,12 +55,14 @@ def random_checkpoint(folder: Path) -> Path:
     return folder / "random.pt"
 
 
-def trained_checkpoint(folder: Path) -> Path:
-    """The small model trained on the control corpus (about two minutes on two cores)."""
-    write_control_build(folder / "build", 0, 256, size=64)
-    config = load_fgla_config(ROOT / "models" / "fgla_small.yaml")
-    train(config, TrainOptions(folder / "build", folder / "run", steps=600))
-    return folder / "run" / CHECKPOINT
+def trained_checkpoint(folder: Path, config_name: str) -> Path:
+    """A small model trained on the control corpus (about two minutes on two cores)."""
+    if not (folder / "build").is_dir():
+        write_control_build(folder / "build", 0, 256, size=64)
+    config = load_fgla_config(ROOT / "models" / config_name)
+    run = folder / Path(config_name).stem
+    train(config, TrainOptions(folder / "build", run, steps=600))
+    return run / CHECKPOINT
 
 
 def reference(folder: Path, name: str, sky: tuple[float, float], water: tuple[float, float]):
@@ -135,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint", type=Path, help="default: train the small model")
+    parser.add_argument("--al-checkpoint", type=Path, help="default: train the small AL model")
     parser.add_argument("--frames", type=int, default=32)
     args = parser.parse_args()
     results = {
@@ -148,6 +155,7 @@ def main() -> None:
         folder = Path(tmp)
         refs = reference(folder, "right", (0.6, 0.0), (0.0, 0.0))
         lake = reference(folder, "left", (0.0, 0.0), (-0.6, 0.0))
+        both = reference(folder, "both", (0.6, 0.0), (-0.6, 0.0))
         checkpoint = random_checkpoint(folder)
         for width, height in ((256, 256), (1920, 1080)):
             per_frame, fixed = seconds_per_frame(
@@ -163,7 +171,8 @@ def main() -> None:
             )
         if STILLS.is_dir():
             SHEETS.mkdir(parents=True, exist_ok=True)
-            small = args.checkpoint or trained_checkpoint(folder)
+            small = args.checkpoint or trained_checkpoint(folder, "fgla_small.yaml")
+            baseline = args.al_checkpoint or trained_checkpoint(folder, "al_small.yaml")
             stills = {
                 "coast_al_input": (STILLS / "coast_al_input.png", None),
                 "cinemagraphy_1": (
@@ -194,6 +203,19 @@ def main() -> None:
                     SHEETS / f"{name}-groups.png"
                 )
                 contact_sheet(video, SHEETS / f"{name}-sheet.png")
+                animate_photo(
+                    AnimateOptions(
+                        image=image,
+                        output=SHEETS / f"{name}-al.mp4",
+                        checkpoint=baseline,
+                        references={"": both[0]},
+                        frames=args.frames,
+                        speed=0.5,
+                        device=args.device,
+                        progress=False,
+                    )
+                )
+                contact_sheet(SHEETS / f"{name}-al.mp4", SHEETS / f"{name}-al-sheet.png")
                 results[name] = {"size": [result.width, result.height], "frames": result.frames}
                 print(
                     f"{name}: {result.width}x{result.height}, {result.frames} frames -> "
