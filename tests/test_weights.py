@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from metric_weights import metric_networks, write_metric_files
 
 from timelapse_d import weights
 from timelapse_d.config import ConfigError
 from timelapse_d.flow import flownet2
+from timelapse_d.metrics import i3d, inception, lpips
 from timelapse_d.segment import hrnet
 from timelapse_d.weights import (
     MissingWeights,
@@ -27,6 +29,7 @@ from timelapse_d.weights import (
     import_weights,
     list_weights,
     require,
+    require_all,
     resolve_weights_dir,
 )
 
@@ -70,7 +73,16 @@ def decoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_registry_entries_are_complete() -> None:
-    assert set(weights.REGISTRY) == {"flownet2", "hrnetv2_encoder", "hrnetv2_decoder", "raft_large"}
+    assert set(weights.REGISTRY) == {
+        "flownet2",
+        "hrnetv2_encoder",
+        "hrnetv2_decoder",
+        "raft_large",
+        "lpips_alexnet",
+        "lpips_alex_heads",
+        "fid_inception",
+        "fvd_i3d",
+    }
     for name, spec in weights.REGISTRY.items():
         assert spec.name == name and spec.file and spec.licence and spec.purpose
         assert re.fullmatch(r"https?://\S+", spec.url)
@@ -80,6 +92,11 @@ def test_registry_entries_are_complete() -> None:
     assert files["flownet2"] == flownet2.WEIGHTS_FILE
     assert files["hrnetv2_encoder"] == hrnet.ENCODER_FILE
     assert files["hrnetv2_decoder"] == hrnet.DECODER_FILE
+    assert files["lpips_alexnet"] == lpips.ALEXNET_FILE
+    assert files["lpips_alex_heads"] == lpips.HEADS_FILE
+    assert files["fid_inception"] == inception.FID_INCEPTION_FILE
+    assert files["fvd_i3d"] == i3d.I3D_FILE
+    assert all(weights.REGISTRY[name].direct for name in ("lpips_alexnet", "fid_inception"))
     raft = weights.REGISTRY["raft_large"]
     assert raft.sha256 is not None and raft.file.endswith(f"-{raft.sha256[:8]}.pth")
 
@@ -98,6 +115,12 @@ def test_weights_dir_argument_then_environment_then_default(
 def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="unknown weights 'pwc'; known: flownet2, hrnetv2"):
         require("pwc", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def metric_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The LPIPS, FID and FVD files with random weights (tests/metric_weights.py)."""
+    return write_metric_files(metric_networks(), tmp_path_factory.mktemp("metrics"))
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -193,6 +216,69 @@ def test_raft_import_without_torchvision_says_so(
     torch.save({"w": torch.zeros(1)}, source)
     with pytest.raises(ConfigError, match="torchvision"):
         import_weights("raft_large", source, tmp_path / "weights")
+    assert _files(tmp_path / "weights") == []
+
+
+def test_import_installs_the_metric_networks(metric_files: dict[str, Path], tmp_path: Path) -> None:
+    for name, file in (
+        ("lpips_alexnet", "alexnet"),
+        ("fid_inception", "inception"),
+        ("fvd_i3d", "i3d"),
+    ):
+        installed = import_weights(name, metric_files[file], tmp_path)
+        assert installed == tmp_path / metric_files[file].name
+        assert _sha256(installed) == _sha256(metric_files[file])
+    # a copy of the I3D file re-saved with batch norm's step counters is accepted too
+    state = torch.load(metric_files["i3d"], weights_only=True)
+    counters = [
+        k.replace("running_var", "num_batches_tracked") for k in state if "running_var" in k
+    ]
+    resaved = tmp_path / "resaved.pt"
+    torch.save(state | dict.fromkeys(counters, torch.tensor(3)), resaved)
+    other = tmp_path / "other"
+    assert import_weights("fvd_i3d", resaved, other) == other / i3d.I3D_FILE
+
+
+def test_the_lpips_heads_must_be_the_published_file(
+    metric_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = weights.REGISTRY["lpips_alex_heads"]
+    assert spec.size == 6009 and spec.sha256 is not None
+    with pytest.raises(WeightsError, match="sha256 .* is not the registry's df73285e"):
+        import_weights("lpips_alex_heads", metric_files["heads"], tmp_path)
+    assert _files(tmp_path) == []
+    monkeypatch.setitem(weights.REGISTRY, spec.name, replace(spec, sha256=None))
+    installed = import_weights("lpips_alex_heads", metric_files["heads"], tmp_path)
+    assert _files(tmp_path) == [lpips.HEADS_FILE]
+    assert require("lpips_alex_heads", tmp_path) == installed
+
+
+@pytest.mark.parametrize(
+    ("name", "file", "message"),
+    [
+        ("lpips_alexnet", "heads", "not a AlexNet checkpoint: missing key 'features.0.weight'"),
+        ("lpips_alex_heads", "alexnet", "missing key 'lin0.model.1.weight'"),
+        ("fid_inception", "i3d", "not a FIDInception checkpoint: missing key"),
+        ("fvd_i3d", "inception", "not a InceptionI3d checkpoint: missing key"),
+    ],
+)
+def test_import_refuses_another_metric_network(
+    metric_files: dict[str, Path], tmp_path: Path, name: str, file: str, message: str
+) -> None:
+    with pytest.raises(WeightsError, match=f"refusing {name} from .*{re.escape(message)}"):
+        import_weights(name, metric_files[file], tmp_path)
+    assert _files(tmp_path) == []
+
+
+def test_the_alexnet_classifier_is_checked_though_lpips_does_not_use_it(
+    metric_files: dict[str, Path], tmp_path: Path
+) -> None:
+    state = torch.load(metric_files["alexnet"], weights_only=True)
+    del state["classifier.6.bias"]
+    cut = tmp_path / "cut.pth"
+    torch.save(state, cut)
+    with pytest.raises(WeightsError, match="missing key 'classifier.6.bias'"):
+        import_weights("lpips_alexnet", cut, tmp_path / "weights")
     assert _files(tmp_path / "weights") == []
 
 
@@ -294,3 +380,24 @@ def test_require_names_the_missing_file_and_the_command(tmp_path: Path) -> None:
 
 def test_require_prefers_an_explicit_path(decoder_file: Path, tmp_path: Path) -> None:
     assert require("hrnetv2_decoder", tmp_path, path=decoder_file) == decoder_file
+
+
+def test_require_all_names_every_missing_file_at_once(decoder_file: Path, tmp_path: Path) -> None:
+    users = {"hrnetv2_encoder": "masks", "hrnetv2_decoder": "masks", "flownet2": "flow"}
+    with pytest.raises(MissingWeights) as missing:
+        require_all(users, tmp_path, hint="or use --masks truth")
+    lines = str(missing.value).splitlines()
+    assert lines[0] == "3 weight file(s) not installed:"
+    assert lines[1].startswith(
+        f"  {tmp_path / hrnet.ENCODER_FILE} (hrnetv2_encoder, for masks): run: tld weights fetch"
+    )
+    assert "FlowNet2_checkpoint.pth.tar (flownet2, for flow): download" in lines[3]
+    assert lines[4] == "or use --masks truth"
+    import_weights("hrnetv2_decoder", decoder_file, tmp_path)
+    with pytest.raises(MissingWeights) as missing:
+        require_all(users, tmp_path)
+    assert str(missing.value).startswith("2 weight file(s)") and "decoder" not in str(missing.value)
+    users.pop("hrnetv2_encoder"), users.pop("flownet2")
+    assert require_all(users, tmp_path) == {"hrnetv2_decoder": tmp_path / hrnet.DECODER_FILE}
+    with pytest.raises(WeightsError, match="unknown weights 'pwc'"):
+        require_all({"pwc": "flow"}, tmp_path)

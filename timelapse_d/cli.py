@@ -497,14 +497,16 @@ def animate(
 @click.option("--frames", type=int, default=32, show_default=True, help="Frames per video.")
 @click.option(
     "--metrics",
-    default="psnr,ssim",
+    default="psnr,ssim,lpips,fid,fvd",
     show_default=True,
-    help="Comma-separated: psnr, ssim.",
+    help="Comma-separated subset. lpips, fid and fvd need weight files (tld weights list); "
+    "psnr,ssim runs without them.",
 )
 @click.option("--max-clips", type=int, help="Score only the first N clips of the split.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval"), show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Choice of references.")
+@_WEIGHTS_DIR
 def eval_command(
     checkpoints: tuple[str, ...],
     data: Path,
@@ -516,8 +518,9 @@ def eval_command(
     out: Path,
     device: str,
     seed: int,
+    weights_dir: Path | None,
 ) -> None:
-    """Score checkpoints on the FGLA paper's protocol (masked PSNR and SSIM).
+    """Score checkpoints on the FGLA paper's protocol (masked PSNR and SSIM, LPIPS, FID, FVD).
 
     Writes OUT/eval.json and OUT/eval.md (a Markdown table, one row per checkpoint).
     """
@@ -542,6 +545,7 @@ def eval_command(
         device=device,
         seed=seed,
         max_clips=max_clips,
+        weights_dir=weights_dir,
     )
     click.echo(markdown_table(evaluate(options), chosen), nl=False)
     click.echo(f"(also in {out / RESULTS_MD} and eval.json)")

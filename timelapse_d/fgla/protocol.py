@@ -7,9 +7,13 @@ model sees the same references; a model with a codebook (Animating Landscape) ta
 ``samples`` codes spread over its codebook. Scores, averaged over clips and samples:
 
 masked PSNR and SSIM between the input and each generated frame, over the pixels the
-ground-truth clip leaves still (:func:`timelapse_d.metrics.pixels.score_video`). The paper's
-LPIPS, FID and FVD (:mod:`timelapse_d.metrics.frechet` holds the Frechet distance) are not
-computed yet: their feature networks are still to be written.
+ground-truth clip leaves still (:func:`timelapse_d.metrics.pixels.score_video`); LPIPS between
+the input and each generated frame (how well the appearance is kept); FID between the Inception
+features of the inputs (one per clip) and of every generated frame; FVD between the I3D features
+of the ground-truth clips (``frames`` + 1 frames from the input on) and of the generated videos.
+The last two are Fréchet distances of Gaussian fits accumulated video by video, so no more than
+one generated video is held at a time. LPIPS, FID and FVD need user-supplied network weights
+(:mod:`timelapse_d.metrics.features`; its FVD is not the TF-Hub one, see there).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +37,31 @@ from timelapse_d.fgla.data import clip_shards
 from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
 from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_latents
 from timelapse_d.fgla.warp import pixel_to_grid, resize_flow
+from timelapse_d.metrics.features import (
+    FeatureNets,
+    frame_features,
+    load_feature_nets,
+    lpips_to_input,
+    unit_frames,
+    video_features,
+)
+from timelapse_d.metrics.frechet import RunningGaussian, frechet_distance
+from timelapse_d.metrics.i3d import FEATURES as I3D_FEATURES
+from timelapse_d.metrics.inception import FEATURES as INCEPTION_FEATURES
 from timelapse_d.metrics.pixels import score_video
 from timelapse_d.precompute.fields import decode_flow, decode_frame, decode_masks, iter_joined
 from timelapse_d.runs import write_atomic
 from timelapse_d.segment.groups import group_masks
 
-METRICS = ("psnr", "ssim")
+METRICS = ("psnr", "ssim", "lpips", "fid", "fvd")
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "fvd": False}
+DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "fvd": 2}
 RESULTS_JSON = "eval.json"
 RESULTS_MD = "eval.md"
+FVD_NOTE = (
+    "FVD: Fréchet distance of the 1024-d pooled features of I3D with PyTorch-ported weights, "
+    "not of the TF-Hub I3D logits; not directly comparable with published FVD."
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,7 @@ class EvalOptions:
     device: str = "cpu"
     seed: int = 0
     max_clips: int | None = None
+    weights_dir: Path | None = None  # of LPIPS, FID and FVD; None: `tld weights`'s default
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.metrics) - set(METRICS))
@@ -79,44 +102,97 @@ class TestClip:
 
 @dataclass
 class _Scores:
-    """Running sums of one model's scores."""
+    """One model's scores so far: per-video values and the Gaussian fits of FID and FVD."""
 
+    metrics: Sequence[str]
+    nets: FeatureNets  # those of ``metrics``
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     all_dynamic: int = 0  # videos left out of PSNR and SSIM: no still pixel in their clip
+    lpips: list[float] = field(default_factory=list)
+    inputs: RunningGaussian = field(default_factory=lambda: RunningGaussian(INCEPTION_FEATURES))
+    frames: RunningGaussian = field(default_factory=lambda: RunningGaussian(INCEPTION_FEATURES))
+    truths: RunningGaussian = field(default_factory=lambda: RunningGaussian(I3D_FEATURES))
+    videos: RunningGaussian = field(default_factory=lambda: RunningGaussian(I3D_FEATURES))
+
+    def add_clip(self, first: np.ndarray, truth: np.ndarray) -> None:
+        """The real side of FID (the input) and of FVD (the ground-truth clip)."""
+        if self.nets.inception is not None:
+            self.inputs.add(frame_features(self.nets.inception, first[None]))
+        if self.nets.i3d is not None:
+            self.truths.add(video_features(self.nets.i3d, truth[None]))
+
+    def add_video(self, first: np.ndarray, video: np.ndarray, truth: np.ndarray) -> None:
+        """One generated video (frame 0 being the input) of the clip ``truth``."""
+        if self._pixels:
+            try:
+                pixel = score_video(first, video[1:], truth)
+            except ValueError:  # every pixel of the clip moves: nothing for the masked scores
+                self.all_dynamic += 1
+            else:
+                self.psnr.append(pixel.psnr)
+                self.ssim.append(pixel.ssim)
+        if self.nets.lpips is not None:
+            self.lpips.append(float(lpips_to_input(self.nets.lpips, first, video[1:]).mean()))
+        if self.nets.inception is not None:
+            self.frames.add(frame_features(self.nets.inception, video[1:]))
+        if self.nets.i3d is not None:  # as long as its ground truth (a clip may be shorter)
+            self.videos.add(video_features(self.nets.i3d, video[None, : len(truth)]))
+
+    @property
+    def _pixels(self) -> bool:
+        """Whether masked PSNR or SSIM is asked for."""
+        return bool({"psnr", "ssim"} & set(self.metrics))
+
+    def summary(self) -> dict[str, float]:
+        """The metrics averaged over videos (FID, FVD: over the whole sets)."""
+        if self._pixels and not self.psnr:
+            raise ConfigError(
+                "every test clip moves everywhere: masked PSNR and SSIM are undefined"
+            )
+        values = {
+            "psnr": lambda: float(np.mean(self.psnr)),
+            "ssim": lambda: float(np.mean(self.ssim)),
+            "lpips": lambda: float(np.mean(self.lpips)),
+            "fid": lambda: frechet_distance(*self.inputs.stats(), *self.frames.stats()),
+            "fvd": lambda: frechet_distance(*self.truths.stats(), *self.videos.stats()),
+        }
+        return {**{m: values[m]() for m in self.metrics}, "all_dynamic_videos": self.all_dynamic}
 
 
 def test_clips(data: Path, split: str, limit: int | None = None) -> list[TestClip]:
-    """The clips of ``split`` (manifest column ``split``; ``all``: every clip with fields)."""
+    """The clips of ``split`` (manifest column ``split``; ``all``: every clip with fields), the
+    first ``limit`` of them when given."""
     wanted = None if split == "all" else _split_ids(data, split)
-    clips = []
+    clips = list(islice(_iter_clips(data, wanted), limit))
+    if len(clips) < 2:
+        raise ConfigError(
+            f"{data}: only {len(clips)} clip(s) of the {split!r} split with fields (within "
+            "max_clips); the protocol needs at least 2 (references come from other clips)"
+        )
+    return clips
+
+
+def _iter_clips(data: Path, wanted: set[str] | None) -> Iterator[TestClip]:
+    """The stored fields of every clip of the build in ``wanted`` (None: every clip)."""
     for shard in clip_shards(data / "shards"):
         for joined in iter_joined(shard):
             if wanted is not None and joined["__key__"] not in wanted:
                 continue
             frames = joined["frames"]
             names = sorted(name for name in frames if name.endswith(".jpg"))
-            clips.append(
-                TestClip(
-                    key=joined["__key__"],
-                    frames=np.stack([decode_frame(frames[name]) for name in names]),
-                    groups=decode_masks(joined["mask"])["groups"],
-                    flow=decode_flow(joined["flow"]),
-                )
+            yield TestClip(
+                key=joined["__key__"],
+                frames=np.stack([decode_frame(frames[name]) for name in names]),
+                groups=decode_masks(joined["mask"])["groups"],
+                flow=decode_flow(joined["flow"]),
             )
-            if limit is not None and len(clips) == limit:
-                return clips
-    if len(clips) < 2:
-        raise ConfigError(
-            f"{data}: the {split!r} split has {len(clips)} clip(s) with fields; "
-            "the protocol needs at least 2 (references come from other clips)"
-        )
-    return clips
 
 
 def evaluate(options: EvalOptions) -> dict[str, Any]:
     """Score every checkpoint on the same clips and references; write eval.json and eval.md
     under ``options.out`` and return the results."""
+    nets = load_feature_nets(options.metrics, options.device, options.weights_dir)
     models = {
         name: load_trained(path, options.device) for name, path in options.checkpoints.items()
     }
@@ -127,18 +203,20 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
         "clips": len(clips),
         "samples": options.samples,
         "frames": options.frames,
+        "metrics": list(options.metrics),
         "models": {},
     }
     for name, trained in models.items():
-        scores = _Scores()
+        scores = _Scores(options.metrics, nets)
         for index, clip in enumerate(clips):
             first, truth = _input_and_truth(clip, trained, options.frames)
+            scores.add_clip(first, truth)
             for video in _videos(trained, clips, index, options):
-                _score(scores, first, video, truth)
+                scores.add_video(first, video, truth)
         results["models"][name] = {
             "checkpoint": str(options.checkpoints[name]),
             "step": trained.step,
-            **_summary(scores, options.metrics),
+            **scores.summary(),
         }
     options.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, sort_keys=True)
@@ -150,7 +228,7 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
 
 def markdown_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
     """Models as rows, metrics as columns (arrows: which way is better)."""
-    arrows = {"psnr": "↑", "ssim": "↑"}
+    arrows = {m: "↑" if HIGHER_IS_BETTER[m] else "↓" for m in metrics}
     header = "| model | step | " + " | ".join(f"{m.upper()} {arrows[m]}" for m in metrics) + " |"
     lines = [
         f"{results['clips']} {results['split']} clips, {results['samples']} samples of "
@@ -160,19 +238,17 @@ def markdown_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
         "|" + "---|" * (len(metrics) + 2),
     ]
     for name, row in results["models"].items():
-        cells = " | ".join(_cell(row[m], m) for m in metrics)
+        cells = " | ".join(f"{row[m]:.{DECIMALS[m]}f}" for m in metrics)
         lines.append(f"| {name} | {row['step']} | {cells} |")
     for name, row in results["models"].items():
-        if row["all_dynamic_videos"]:
+        if row["all_dynamic_videos"] and {"psnr", "ssim"} & set(metrics):
             lines.append(
                 f"\n{name}: {row['all_dynamic_videos']} videos of clips without a "
                 "still pixel are left out of PSNR and SSIM."
             )
+    if "fvd" in metrics:
+        lines.append(f"\n{FVD_NOTE}")
     return "\n".join(lines) + "\n"
-
-
-def _cell(value: float, metric: str) -> str:
-    return f"{value:.2f}" if metric == "psnr" else f"{value:.4f}"
 
 
 def _split_ids(data: Path, split: str) -> set[str]:
@@ -204,7 +280,7 @@ def _videos(
     device = next(model.parameters()).device
     size = config.model.image_size
     clip = clips[index]
-    image = _to_unit(_resize_frames(clip.frames[:1], size)).to(device)
+    image = unit_frames(_resize_frames(clip.frames[:1], size)).to(device)
     masks = _one_hot(clip.groups[:1], size).to(device)
     for latents in _motions(trained, clips, index, options):
         step_flow = generate_flow(model, image, masks, latents)
@@ -237,33 +313,12 @@ def _reference(clip: TestClip, trained: TrainedModel) -> Reference:
     return Reference(resize_flow(flow, size, "area"), _one_hot(clip.groups[:-1], size))
 
 
-def _score(scores: _Scores, first: np.ndarray, video: np.ndarray, truth: np.ndarray) -> None:
-    try:
-        pixel = score_video(first, video[1:], truth)
-    except ValueError:  # every pixel of the clip moves: nothing for the masked scores
-        scores.all_dynamic += 1
-    else:
-        scores.psnr.append(pixel.psnr)
-        scores.ssim.append(pixel.ssim)
-
-
-def _summary(scores: _Scores, metrics: Sequence[str]) -> dict[str, float]:
-    if not scores.psnr:
-        raise ConfigError("every test clip moves everywhere: masked PSNR and SSIM are undefined")
-    summary = {"psnr": float(np.mean(scores.psnr)), "ssim": float(np.mean(scores.ssim))}
-    return {**{m: summary[m] for m in metrics}, "all_dynamic_videos": scores.all_dynamic}
-
-
 def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     if frames.shape[1:3] == (size, size):
         return frames
     tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
     resized = F.interpolate(tensor, size=(size, size), mode="area")
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def _to_unit(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def _one_hot(groups: np.ndarray, size: int) -> torch.Tensor:

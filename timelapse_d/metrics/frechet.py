@@ -5,12 +5,50 @@ from __future__ import annotations
 import numpy as np
 
 
+class RunningGaussian:
+    """Mean and covariance of D-dimensional feature rows added batch by batch, so a large set
+    is never held at once (the pairwise update of Chan, Golub and LeVeque)."""
+
+    def __init__(self, dim: int) -> None:
+        self.count = 0
+        self.mean = np.zeros(dim)
+        self.scatter = np.zeros((dim, dim))  # sum of outer products of deviations from the mean
+
+    def add(self, features: np.ndarray) -> None:
+        """Add the rows of an N x D batch."""
+        data = np.asarray(features, dtype=np.float64)
+        if data.ndim != 2 or data.shape[1] != self.mean.size:
+            raise ValueError(f"features must be N x {self.mean.size}, got shape {data.shape}")
+        if not data.shape[0]:
+            return
+        mean = data.mean(axis=0)
+        centred = data - mean
+        total = self.count + data.shape[0]
+        delta = mean - self.mean
+        self.scatter += centred.T @ centred + np.outer(delta, delta) * (
+            self.count * data.shape[0] / total
+        )
+        self.mean = self.mean + delta * (data.shape[0] / total)
+        self.count = total
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (D) and unbiased covariance (D x D); ValueError unless N >= 2 rows were added."""
+        if self.count < 2:
+            raise ValueError(
+                f"a Gaussian fit needs N >= 2 feature vectors, got {self.count}: a Frechet "
+                "distance (FID, FVD) needs at least 2 frames or videos per set"
+            )
+        return self.mean.copy(), self.scatter / (self.count - 1)
+
+
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D) and unbiased covariance (D x D) of N x D features, N >= 2."""
     data = np.asarray(features, dtype=np.float64)
-    if data.ndim != 2 or data.shape[0] < 2:
-        raise ValueError(f"features must be N x D with N >= 2, got shape {data.shape}")
-    return data.mean(axis=0), np.atleast_2d(np.cov(data, rowvar=False))
+    if data.ndim != 2:
+        raise ValueError(f"features must be N x D, got shape {data.shape}")
+    running = RunningGaussian(data.shape[1])
+    running.add(data)
+    return running.stats()
 
 
 def _psd_eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
