@@ -72,12 +72,12 @@ def segmenter_groups(
     from timelapse_d.segment.groups import class_map_to_groups
     from timelapse_d.segment.hrnet import load_segmenter, segment
     from timelapse_d.torch_runtime import autocast, resolve_device
-    from timelapse_d.weights import require
+    from timelapse_d.weights import require_all
 
-    encoder = require("hrnetv2_encoder", weights_dir)
-    decoder = require("hrnetv2_decoder", weights_dir)
+    users = dict.fromkeys(("hrnetv2_encoder", "hrnetv2_decoder"), "the segmenter of --mask auto")
+    paths = require_all(users, weights_dir, hint="or give the photo's groups with --mask FILE")
     resolved = resolve_device(device)
-    model = load_segmenter(encoder, decoder, resolved)
+    model = load_segmenter(paths["hrnetv2_encoder"], paths["hrnetv2_decoder"], resolved)
 
     def groups(frames: np.ndarray) -> np.ndarray:
         with autocast(resolved, precision):
