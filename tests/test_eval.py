@@ -23,6 +23,7 @@ from timelapse_d.fgla.trained import load_trained, sample_latents
 from timelapse_d.metrics import i3d, inception
 from timelapse_d.metrics.features import frame_features, load_feature_nets
 from timelapse_d.metrics.frechet import RunningGaussian, frechet_distance, gaussian_stats
+from timelapse_d.metrics.pixels import PSNR_CAP
 from timelapse_d.synth.control import write_control_build
 from timelapse_d.weights import MissingWeights
 
@@ -86,13 +87,13 @@ def test_a_model_without_motion_scores_perfectly_and_a_moving_one_does_not(
     results = evaluate(options)
     still, moving = results["models"]["still"], results["models"]["moving"]
     assert results["clips"] == 6 and still["step"] == moving["step"] == 2
-    assert math.isinf(still["psnr"]) and still["ssim"] == pytest.approx(1.0)
+    assert still["psnr"] == pytest.approx(PSNR_CAP) and still["ssim"] == pytest.approx(1.0)
     assert 15 < moving["psnr"] < 80 and moving["ssim"] < 1.0
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["models"]["moving"]["psnr"] == pytest.approx(moving["psnr"])
     table = (tmp_path / "eval.md").read_text().splitlines()
     assert table[2] == "| model | step | PSNR ↑ | SSIM ↑ |"
-    assert table[4].startswith("| moving | 2 |") and table[5].startswith("| still | 2 | inf")
+    assert table[4].startswith("| moving | 2 |") and table[5].startswith("| still | 2 | 58.92 |")
     assert FVD_NOTE not in table
     assert evaluate(options)["models"] == results["models"]  # same references every run
 
@@ -168,7 +169,7 @@ def test_lpips_fid_and_fvd_with_the_metric_networks(
     assert saved["models"]["moving"]["fvd"] == pytest.approx(moving["fvd"])
     table = (tmp_path / "eval.md").read_text()
     assert "| model | step | PSNR ↑ | SSIM ↑ | LPIPS ↓ | FID ↓ | FVD ↓ |" in table
-    assert f"| still | 2 | inf | 1.0000 | 0.0000 | {still['fid']:.2f} |" in table
+    assert f"| still | 2 | {PSNR_CAP:.2f} | 1.0000 | 0.0000 | {still['fid']:.2f} |" in table
     assert FVD_NOTE in table
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from timelapse_d.metrics.frechet import frechet_distance, gaussian_stats
 from timelapse_d.metrics.pixels import (
+    PSNR_CAP,
     dynamic_mask,
     masked_psnr,
     masked_ssim,
@@ -193,6 +194,15 @@ def test_score_video_masks_with_the_ground_truth_and_averages_frames() -> None:
     assert score.psnr == pytest.approx(np.mean(psnrs))
     assert score.static_fraction == pytest.approx(1 - 36 / 400)
     assert 0.9 < score.ssim < 1.0
+
+
+def test_an_exact_frame_scores_the_rounding_cap_not_infinity() -> None:
+    first = _image(7, (20, 20)).astype(np.float64)
+    generated = np.repeat(first[None], 2, axis=0)
+    generated[1] += 5.0  # frame 0 exact, frame 1 off by 5 everywhere
+    score = score_video(first, generated, np.repeat(first[None], 3, axis=0))
+    assert pytest.approx(58.92, abs=0.01) == PSNR_CAP
+    assert score.psnr == pytest.approx((PSNR_CAP + 10 * math.log10(255**2 / 25)) / 2)
 
 
 # --- Fréchet distance ------------------------------------------------------------------------

@@ -15,6 +15,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 MAX_VALUE = 255.0
 DYNAMIC_THRESHOLD = 2.5
+# The variance of rounding to integers (uniform error on [-0.5, 0.5]): the MSE floor of a video
+# frame's PSNR in score_video, which caps it at 10 log10(255^2 * 12) = 58.92 dB.
+ROUNDING_MSE = 1.0 / 12.0
+PSNR_CAP = 10.0 * math.log10(MAX_VALUE**2 / ROUNDING_MSE)
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -150,15 +154,16 @@ def score_video(
     """Score generated frames (T x H x W x C) against the input frame they were made from.
 
     The static mask comes from the ground-truth clip with `dynamic_mask(ground_truth,
-    threshold)`. PSNR and SSIM are averaged over the generated frames, so the PSNR is
-    `math.inf` if any frame reproduces the static pixels exactly. Pass only frames the model
-    generated, not a copy of the input it may return as frame 0.
+    threshold)`. PSNR and SSIM are averaged over the generated frames; a frame's PSNR is capped
+    at :data:`PSNR_CAP` (its error is below the rounding of 8-bit frames), so one frame that
+    reproduces the static pixels exactly does not make the mean infinite. Pass only frames the
+    model generated, not a copy of the input it may return as frame 0.
     """
     frames = _as_float(generated, 4, "generated")
     if frames.shape[0] == 0:
         raise ValueError("no generated frame to score")
     static = ~dynamic_mask(ground_truth, threshold)
-    psnrs = [masked_psnr(first_frame, frame, static) for frame in frames]
+    psnrs = [min(masked_psnr(first_frame, frame, static), PSNR_CAP) for frame in frames]
     ssims = [masked_ssim(first_frame, frame, static) for frame in frames]
     return VideoScore(
         psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)), static_fraction=float(static.mean())
