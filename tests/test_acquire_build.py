@@ -4,6 +4,8 @@ attribution list credits the videos a release uses, and no secret reaches any ou
 
 from __future__ import annotations
 
+import socket
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 from standins.flickr_server import FlickrStandIn, StandInVideo
 from standins.host import Fault, VideoHost
 
-from timelapse_d.cli import cli
+from timelapse_d.cli import cli, main
 from timelapse_d.config import ConfigError
 
 KEY, SECRET = "standin-key-0d9e88f2", "standin-secret-71c4aa0e"
@@ -130,3 +132,25 @@ def test_url_list_build_curates_downloads_and_reruns_without_fetching(
     rows = pq.read_table(out / "videos.parquet").to_pylist()
     assert sorted(r["status"] for r in rows) == ["failed", "ok", "ok"]
     assert all(r["sha256"] and r["download_bytes"] > 0 for r in rows if r["status"] == "ok")
+
+
+def test_an_unreachable_api_ends_with_a_one_line_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FLICKR_API_KEY", KEY)
+    monkeypatch.setenv("FLICKR_API_SECRET", SECRET)
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    argv = [
+        "tld", "build", "--source", "flickr", "--query", "clouds", "--out", str(tmp_path / "out"),
+        "--set", f"flickr.rest_url=http://127.0.0.1:{port}/services/rest/",
+        "--set", "flickr.retry.attempts=1",
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1
+    assert err.startswith("error: network: ") and "run the same command again" in err
+    assert "Traceback" not in err and KEY not in err

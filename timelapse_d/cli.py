@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from timelapse_d import __version__
+from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import ConfigError, parse_set, resolve_config
 from timelapse_d.sources import SOURCES
 
@@ -736,7 +737,8 @@ def schema() -> None:
 
 
 def main() -> None:
-    """Entry point of the `tld` script: configuration errors exit 2 with their message."""
+    """Entry point of the `tld` script: configuration errors exit 2 with their message, a
+    source still failing after its retries exits 1 with its error class."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -747,3 +749,10 @@ def main() -> None:
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except AcquireError as exc:  # a source that stayed unreachable after every retry
+        click.echo(
+            f"error: {exc.error_class}: {exc.message}\n"
+            "Finished work is kept: run the same command again to go on from here.",
+            err=True,
+        )
+        sys.exit(1)
