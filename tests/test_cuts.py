@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scenedetect import AdaptiveDetector
+from scenedetect.common import FrameTimecode
 
-from timelapse_d.analysis.cuts import CutDetector, black_run_bounds, merge_cuts
+from timelapse_d.analysis.cuts import (
+    CutDetector,
+    OnePassAdaptiveDetector,
+    black_run_bounds,
+    merge_cuts,
+)
 from timelapse_d.config import AnalyzeConfig
 
 
@@ -68,3 +75,18 @@ def test_black_runs_and_merging() -> None:
     # a detector cut inside the black run is dropped, one next to a bound collapses onto it
     assert merge_cuts([3, 6, 7], black) == [2, 5, 8]
     assert merge_cuts([], np.zeros(10, dtype=bool)) == []
+
+
+def test_one_pass_detector_scores_and_cuts_like_pyscenedetect() -> None:
+    rng = np.random.default_rng(7)
+    frames = _scene(8, 40) + _scene(9, 40, drift=3.0) + _scene(10, 40)
+    frames = [np.clip(f * rng.uniform(0.97, 1.03), 0, 255).astype(np.uint8) for f in frames]
+    theirs = AdaptiveDetector(adaptive_threshold=3.0, min_scene_len=15, min_content_val=15.0)
+    ours = OnePassAdaptiveDetector(adaptive_threshold=3.0, min_scene_len=15, min_content_val=15.0)
+    cuts: dict[str, list[int]] = {"theirs": [], "ours": []}
+    for index, frame in enumerate(frames):
+        timecode = FrameTimecode(index, fps=25.0)
+        cuts["theirs"] += [c.frame_num for c in theirs.process_frame(timecode, frame)]
+        cuts["ours"] += [c.frame_num for c in ours.process_frame(timecode, frame)]
+        assert ours._frame_score == theirs._frame_score, index
+    assert cuts["ours"] == cuts["theirs"] == [40, 80]

@@ -151,6 +151,20 @@ def test_decode_matches_ffmpeg_cli_and_formats(good) -> None:
     assert native.image.shape == (240, 320, 3)
 
 
+def test_deblocking_only_reference_frames_leaves_them_exact(good) -> None:
+    full, _ = decode_all(good, pix_fmt="gray")
+    reference_only, _ = decode_all(good, pix_fmt="gray", deblock="reference")
+    none, _ = decode_all(good, pix_fmt="gray", deblock="none")
+    changed = []
+    for a, b in zip(full, reference_only, strict=True):
+        if not a.bidirectional:  # I and P frames: deblocked as before, so nothing drifts
+            np.testing.assert_array_equal(a.image, b.image)
+        assert mean_diff(a.image, b.image) < 1
+        changed.append(not np.array_equal(a.image, b.image))
+    assert any(changed)  # the B-frames no other frame refers to were left as decoded
+    assert not np.array_equal(full[0].image, none[0].image)  # "none" skips it on keyframes too
+
+
 def test_rotated_clip_is_portrait_and_upright(media) -> None:
     path = media(mf.rotated)
     probe = probe_video(path)
@@ -256,6 +270,27 @@ def test_prefetched_decode_gives_the_same_frames_then_the_same_error(media) -> N
         np.testing.assert_array_equal(got.image, want.image)
 
 
+def test_decoding_ahead_gives_the_same_frames_then_the_same_error(media) -> None:
+    path = media(mf.truncated_mp4)
+    direct, direct_error = decode_all(path, width=64, height=48)
+    ahead, ahead_error = decode_all(path, width=64, height=48, ahead=2)
+    assert direct_error is not None and ahead_error is not None
+    assert ahead_error.reason == direct_error.reason
+    assert [(f.index, f.time_s, f.key_frame) for f in ahead] == [
+        (f.index, f.time_s, f.key_frame) for f in direct
+    ]
+    for got, want in zip(ahead, direct, strict=True):
+        np.testing.assert_array_equal(got.image, want.image)
+
+
+def test_closing_a_decode_ahead_stops_its_thread(good) -> None:
+    before = {t.name for t in threading.enumerate()}
+    frames = iter_frames(good, width=64, height=48, ahead=1)
+    assert next(frames).index == 0
+    frames.close()
+    assert "tld-decode" not in {t.name for t in threading.enumerate()} - before
+
+
 def test_closing_a_prefetched_decode_stops_its_thread(good) -> None:
     before = {t.name for t in threading.enumerate()}
     frames = prefetched(iter_frames(good, width=64, height=48), depth=1)
@@ -273,6 +308,8 @@ def test_stopping_early_closes_cleanly(good) -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         next(iter_frames(Path("x.mp4"), pix_fmt="yuv420p"))
+    with pytest.raises(ValueError):
+        next(iter_frames(Path("x.mp4"), deblock="some"))
     with pytest.raises(ValueError):
         analysis_size(0, 10)
 

@@ -38,7 +38,8 @@ class AnalyzeConfig:
     # synthetic and real clips are the same as with every 2nd, at two thirds of the cost.
     motion_pair_stride: int = 3
     # Sources at least this tall are decoded without deblocking (4K H.264: 20-28 % less decoder
-    # CPU per frame; at 256 px wide the difference is invisible). 0 turns it off.
+    # CPU per frame; at 256 px wide the difference is invisible). Shorter sources (and all with
+    # 0) are deblocked on reference frames only: 6-9 % less decoder CPU, the same decisions.
     skip_loop_filter_height: int = 1440
 
 

@@ -1,6 +1,6 @@
 """Image quality and held stills from the single decode pass.
 
-- Sharpness, per sampled frame: how much of the frame's local contrast survives a further blur
+- Sharpness, per sampled frame: how much of the frame's local contrast a further blur removes
   (1 - the no-reference blur estimate of Crete et al., 2007, in [0, 1]). It compares the
   frame with itself, so it does not depend on contrast: fog and soft clouds are not "blurry",
   while a defocused or upscaled-then-soft picture is. Measured at the analysis resolution,
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from timelapse_d.analysis.motion import change_thumbnail
+from timelapse_d.analysis.motion import change_thumbnail, mean_change
 
 BLUR_TAPS = 9  # the re-blur kernel length (pixels at the analysis resolution)
 MIN_CONTRAST = 0.5  # mean absolute neighbour difference (grey levels) needed to judge sharpness
@@ -44,20 +44,29 @@ class QualityConfig:
 
 
 def blur_estimate(gray: np.ndarray) -> float | None:
-    """Share of local contrast a further blur removes (0 sharp .. 1 blurred); None if flat."""
+    """Share of local contrast that survives a further blur: 0 sharp .. 1 blurred, None if flat."""
     image = gray.astype(np.float32)
     estimates = []
-    # Vertical neighbour differences (axis 0) against a vertical blur, horizontal likewise.
-    for axis, ksize in ((0, (1, BLUR_TAPS)), (1, (BLUR_TAPS, 1))):
-        blurred = cv2.blur(image, ksize)
-        original = np.abs(np.diff(image, axis=axis))
-        reblurred = np.abs(np.diff(blurred, axis=axis))
-        total = float(original.sum())
+    # Vertical neighbour differences against a vertical blur, horizontal likewise.
+    for ksize, shifted in (((1, BLUR_TAPS), _rows_apart), ((BLUR_TAPS, 1), _columns_apart)):
+        original = cv2.absdiff(*shifted(image))
+        total = cv2.sumElems(original)[0]
         if total < MIN_CONTRAST * original.size:
             return None
-        lost = float(np.maximum(original - reblurred, 0.0).sum())
-        estimates.append((total - lost) / total)
+        reblurred = cv2.absdiff(*shifted(cv2.blur(image, ksize)))
+        # Kept contrast: each difference counts up to its size before the re-blur.
+        estimates.append(cv2.sumElems(cv2.min(original, reblurred))[0] / total)
     return max(estimates)
+
+
+def _rows_apart(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row and the row above it."""
+    return image[1:], image[:-1]
+
+
+def _columns_apart(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column and the column left of it."""
+    return image[:, 1:], image[:, :-1]
 
 
 def exposure(gray: np.ndarray) -> tuple[float, float]:
@@ -84,9 +93,9 @@ class QualityAnalyzer:
             blur = blur_estimate(gray)
             highlight, white = exposure(gray)
             self._sampled.append((index, math.nan if blur is None else blur, highlight, white))
-        picture = (change_thumbnail(gray) if thumb is None else thumb).astype(np.float32)
+        picture = change_thumbnail(gray) if thumb is None else thumb
         if self._previous is not None:
-            self._steps.append(float(np.abs(picture - self._previous).mean()))
+            self._steps.append(mean_change(picture, self._previous))
         self._previous = picture
 
     def _stills(self, start: int, end: int) -> int:

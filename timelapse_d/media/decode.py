@@ -2,9 +2,10 @@
 
 Scaling and pixel conversion run in FFmpeg's swscale through one reused PyAV
 ``VideoReformatter`` (FAST_BILINEAR interpolation, swscale threads off: the decoder's threads
-use the cores). FAST_BILINEAR samples like OpenCV's INTER_LINEAR resize that PySceneDetect
-applies to its own frames, so its detectors fed our frames reproduce its published cut lists;
-AREA and BILINEAR average more and add false cuts at fades on the reference clip.
+use the cores), in the thread that consumes the frames. FAST_BILINEAR samples like OpenCV's
+INTER_LINEAR resize that PySceneDetect applies to its own frames, so its detectors fed our
+frames reproduce its published cut lists; AREA and BILINEAR average more and add false cuts at
+fades on the reference clip.
 Medians of 5 runs on a shared 2-core machine, 1280x720 H.264 to 256x144 bgr24: 465-495 fps
 here (365-380 without decoder threads), 445-490 fps for the same scale in a
 libavfilter graph, 240-305 fps for ``VideoFrame.reformat`` (a new scaler for every frame);
@@ -37,6 +38,9 @@ _INTERPOLATION = "FAST_BILINEAR"
 _B_PICTURE = 3  # FFmpeg's AV_PICTURE_TYPE_B
 _MISSING_TOLERANCE_S = 1.0  # decoded time may fall short of the declared duration by this
 _MISSING_TOLERANCE_SHARE = 0.02  # ... or by this share of it, whichever is larger
+# ``deblock`` -> FFmpeg's skip_loop_filter. Decoder CPU per frame, H.264 from x264 (B-frames):
+# "reference" 6-9 % less at 720p and 1080p, "none" 15-28 % less (4K: about a fifth).
+_SKIP_LOOP_FILTER = {"all": None, "reference": "noref", "none": "all"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,39 +72,61 @@ def iter_frames(
     height: int | None = None,
     pix_fmt: str = "bgr24",
     threads: bool = True,
-    skip_loop_filter: bool = False,
+    deblock: str = "all",
+    ahead: int = 0,
 ) -> Iterator[Frame]:
     """Decode ``path`` once, yielding upright frames scaled to ``width``x``height``.
 
     The size refers to the upright (display) frame; ``None`` keeps that dimension of the
     display size. Packets the decoder rejects in the middle are skipped (FFmpeg conceals the
-    damage). ``skip_loop_filter`` skips the decoder's deblocking, which changes nothing visible
-    once a large frame is scaled down to analysis size. Raises DecodeError: ``truncated`` after
-    yielding every good frame when the file ends early or its last packets are damaged (also
-    with no frame yielded when the file is visibly cut short); ``unreadable`` when no frame
-    decodes; the reasons of ``open_video`` when the file is not a usable video. Errors surface
-    on iteration, not on the call.
+    damage). ``deblock`` names the frames the decoder deblocks (its loop filter, in the codecs
+    that honour FFmpeg's ``skip_loop_filter``): ``all``; ``reference``, the frames others are
+    predicted from, so the blocking left in the rest never spreads; or ``none``, which saves
+    more but moves borderline cut scores of 720p sources (a PySceneDetect golden cut of the
+    shared test video is lost), so it is for sources large enough that scaling hides it. Raises
+    DecodeError: ``truncated`` after yielding every good frame when the file ends early or its
+    last packets are damaged (also with no frame yielded when the file is visibly cut short);
+    ``unreadable`` when no frame decodes; the reasons of ``open_video`` when the file is not a
+    usable video. Errors surface on iteration, not on the call. With ``ahead`` > 0, a
+    background thread decodes up to that many frames ahead (see :func:`prefetched`) while the
+    caller scales each one: swscale, off the thread that feeds the decoder, no longer holds up
+    its frame threads (benchmarks/curate.py measured the analysis pass at 720p a few hundredths
+    of decode-only speed faster this way).
     """
     if pix_fmt not in PIX_FMTS:
         raise ValueError(f"pix_fmt must be one of {PIX_FMTS}, got {pix_fmt!r}")
     if (width is not None and width <= 0) or (height is not None and height <= 0):
         raise ValueError(f"width and height must be positive, got {width}x{height}")
-    path = Path(path)
+    if deblock not in _SKIP_LOOP_FILTER:
+        raise ValueError(f"deblock must be one of {tuple(_SKIP_LOOP_FILTER)}, got {deblock!r}")
+    convert = _Converter(width, height, pix_fmt)
+    decoded = _decoded(Path(path), threads, deblock)
+    if ahead:
+        decoded = prefetched(decoded, ahead)
+    try:
+        for index, (frame, time_s) in enumerate(decoded):
+            coded_as_b = int(frame.pict_type) == _B_PICTURE
+            yield Frame(index, time_s, convert(frame), bool(frame.key_frame), coded_as_b)
+    finally:
+        decoded.close()
+
+
+def _decoded(path: Path, threads: bool, deblock: str) -> Iterator[tuple[VideoFrame, float]]:
+    """Decoded frames of ``path`` with their presentation times in seconds; raises
+    DecodeError after the last one when the stream is incomplete (see :func:`iter_frames`)."""
     container, stream = open_video(path, DecodeError)
     with container:
         if threads:
             stream.thread_type = "AUTO"
-        if skip_loop_filter:  # no deblocking: about a fifth less decode work for 4K H.264
-            stream.codec_context.options = {"skip_loop_filter": "all"}
+        if _SKIP_LOOP_FILTER[deblock]:
+            stream.codec_context.options = {"skip_loop_filter": _SKIP_LOOP_FILTER[deblock]}
         decoder = _PacketDecoder(container, stream)
-        convert = _Converter(width, height, pix_fmt)
         rate = float(stream.average_rate or stream.guessed_rate or 1)
         count, first_s, last_s = 0, 0.0, 0.0
         for frame in decoder.frames():
             last_s = float(frame.time) if frame.time is not None else count / rate
             first_s = first_s if count else last_s
-            coded_as_b = int(frame.pict_type) == _B_PICTURE
-            yield Frame(count, last_s, convert(frame), bool(frame.key_frame), coded_as_b)
+            yield frame, last_s
             count += 1
         decoded_s = last_s - first_s + 1 / rate if count else 0.0
         _raise_if_incomplete(path, container, stream, decoder, count, decoded_s)
@@ -112,8 +138,8 @@ _DONE = object()
 def prefetched(frames: Iterator[T], depth: int = 8) -> Iterator[T]:
     """Run `frames` in a background thread, at most `depth` items ahead of the consumer.
 
-    FFmpeg decoding and swscale release the GIL, so the next frames decode and scale while the
-    caller analyses the current one (any iterator of decoded items works the same way).
+    FFmpeg decoding releases the GIL, so the next frames decode while the caller works on the
+    current one (any iterator works the same way).
     Exceptions (a DecodeError after the last good frame) are re-raised in the caller in order;
     closing the returned generator stops the thread.
     """

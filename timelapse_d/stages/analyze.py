@@ -27,7 +27,7 @@ from timelapse_d.analysis.motion import (
 from timelapse_d.analysis.quality import QualityAnalyzer
 from timelapse_d.config import AnalyzeConfig
 from timelapse_d.errors import DecodeError, MediaError
-from timelapse_d.media.decode import Frame, analysis_size, iter_frames, prefetched
+from timelapse_d.media.decode import Frame, analysis_size, iter_frames
 from timelapse_d.media.probe import VideoProbe, probe_video
 from timelapse_d.records import (
     KEYFRAME_HASH_COLUMNS,
@@ -99,6 +99,15 @@ class _Coding:
         return {"stream_copyable": copyable, "max_keyframe_gap": int(gaps.max())}
 
 
+def _deblock(config: AnalyzeConfig, probe: VideoProbe) -> str:
+    """Frames to deblock when decoding for analysis: none in sources at least
+    ``skip_loop_filter_height`` tall, else only those other frames are predicted from (the
+    other frames' blocking never spreads and vanishes at analysis size; the PySceneDetect
+    goldens and every decision stay the same)."""
+    tall = 0 < config.skip_loop_filter_height <= probe.height
+    return "none" if tall else "reference"
+
+
 def _keyframe_hashes(hashes: np.ndarray, start: int, end: int) -> dict[str, int]:
     """Hashes of the frames at a quarter, half and three quarters of the clip, as int64."""
     picks = [start + (end - start) * q // 4 for q in (1, 2, 3)]
@@ -166,9 +175,8 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     times: list[float] = []
     error = None
     try:
-        fast = 0 < config.skip_loop_filter_height <= probe.height
-        decoded = iter_frames(path, width=width, height=height, skip_loop_filter=fast)
-        for frame in prefetched(decoded):
+        deblock = _deblock(config, probe)
+        for frame in iter_frames(path, width=width, height=height, deblock=deblock, ahead=8):
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)  # once, for every analyzer
             cuts.update(frame.index, frame.image, gray)
             thumb = change_thumbnail(gray)  # shared by the motion and held-still measures
