@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from timelapse_d.metrics.frechet import frechet_distance, gaussian_stats
+from timelapse_d.metrics.frechet import RunningGaussian, frechet_distance, gaussian_stats
 from timelapse_d.metrics.pixels import (
     PSNR_CAP,
     dynamic_mask,
@@ -267,3 +267,17 @@ def test_gaussian_stats_and_shape_checks() -> None:
         gaussian_stats(np.ones((1, 3)))
     with pytest.raises(ValueError, match="inconsistent"):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def test_running_gaussian_over_uneven_batches_equals_the_whole_set() -> None:
+    rng = np.random.default_rng(3)
+    data = rng.normal(loc=5.0, scale=[1.0, 2.0, 0.5], size=(50, 3))
+    running = RunningGaussian(3)
+    for start, stop in ((0, 1), (1, 1), (1, 17), (17, 50)):  # one row, none, then larger ones
+        running.add(data[start:stop])
+    mean, cov = running.stats()
+    assert running.count == 50
+    np.testing.assert_allclose(mean, data.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(data, rowvar=False), rtol=1e-10)
+    with pytest.raises(ValueError, match="N x 3"):
+        running.add(np.ones((2, 4)))
