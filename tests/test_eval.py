@@ -58,32 +58,31 @@ def test_animating_landscape_is_scored_on_codes_spread_over_its_codebook(
     assert picks is not None
     for latents, entry in zip(picks, (0, 2, 5), strict=True):  # linspace(0, 5, 3), rounded
         assert torch.equal(latents, trained.codebook[entry].expand(6, -1))
-    options = EvalOptions(
+    options = pixel_options(models, tmp_path, ("al", "moving"), samples=3)
+    scores = evaluate(options)["models"]
+    assert 15 < scores["al"]["psnr"] < 80 and 0 < scores["al"]["ssim"] < 1.0
+    assert scores["al"]["psnr"] != scores["moving"]["psnr"]
+
+
+def pixel_options(
+    models: dict[str, Path], out: Path, names: tuple[str, ...], samples: int
+) -> EvalOptions:
+    """Masked PSNR and SSIM of the named models over every clip of the build, 4 frames."""
+    return EvalOptions(
         data=models["build"],
-        checkpoints={"al": models["al"], "fgla": models["moving"]},
-        out=tmp_path,
+        checkpoints={name: models[name] for name in names},
+        out=out,
         split="all",
-        samples=3,
+        samples=samples,
         frames=4,
         metrics=("psnr", "ssim"),
     )
-    scores = evaluate(options)["models"]
-    assert 15 < scores["al"]["psnr"] < 80 and 0 < scores["al"]["ssim"] < 1.0
-    assert scores["al"]["psnr"] != scores["fgla"]["psnr"]
 
 
 def test_a_model_without_motion_scores_perfectly_and_a_moving_one_does_not(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
-    options = EvalOptions(
-        data=models["build"],
-        checkpoints={"moving": models["moving"], "still": models["still"]},
-        out=tmp_path,
-        split="all",
-        samples=2,
-        frames=4,
-        metrics=("psnr", "ssim"),
-    )
+    options = pixel_options(models, tmp_path, ("moving", "still"), samples=2)
     results = evaluate(options)
     still, moving = results["models"]["still"], results["models"]["moving"]
     assert results["clips"] == 6 and still["step"] == moving["step"] == 2

@@ -115,16 +115,21 @@ class ModelConfig:
         _choice("model.flow_resize", self.flow_resize, FLOW_RESIZE_MODES)
         _choice("model.mask_resize", self.mask_resize, MASK_RESIZE_MODES)
         checks = [("image_size", self.image_size, self.generator.depth)]
-        if self.kind == "fgla":
+        if self.regional:  # AL's encoder pools globally: any flow_size
             checks.append(("flow_size", self.flow_size, self.encoder.depth))
         for name, size, depth in checks:
             if size % 2**depth:
                 raise ConfigError(f"model.{name} {size} is not divisible by 2**depth ({2**depth})")
 
     @property
+    def regional(self) -> bool:
+        """Whether each region group has its own latent (FGLA); AL has one global code."""
+        return self.kind == "fgla"
+
+    @property
     def code_dim(self) -> int:
         """Width of each group's row of Z: ``latent_dim`` (FGLA) or ``al.code_dim`` (AL)."""
-        return self.al.code_dim if self.kind == "al" else self.latent_dim
+        return self.latent_dim if self.regional else self.al.code_dim
 
 
 @dataclass(frozen=True)

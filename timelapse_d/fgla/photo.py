@@ -124,7 +124,7 @@ def animate_photo(options: AnimateOptions) -> AnimateResult:
     """Animate ``options.image`` into ``options.output``."""
     started = time.monotonic()
     trained = load_trained(options.checkpoint, options.device)
-    regional = trained.config.model.kind == "fgla"
+    regional = trained.config.model.regional
     if not regional and set(options.references) - {ALL_GROUPS}:
         raise ConfigError(
             f"{options.checkpoint}: an Animating Landscape model has one global motion code; "
@@ -195,10 +195,10 @@ def _choice(
     backend = make_flow_backend(
         options.flow_backend, device=options.device, weights=options.flow_weights
     )
+    regional = trained.config.model.regional  # a global-code model ignores reference masks
     loaded = {}
     for key, video in options.references.items():
         mask = options.reference_masks.get(key)
-        regional = trained.config.model.kind == "fgla"  # a global code ignores regions
         groups = fixed_groups(mask) if mask is not None and regional else segmenter
         assert groups is not None
         loaded[key] = reference_from_video(video, trained.config, backend, groups)

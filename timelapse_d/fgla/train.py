@@ -231,7 +231,7 @@ def _final_codebook(run: _Run) -> torch.Tensor | None:
     """Animating Landscape's codebook of the trained model (rank 0 only; None for FGLA): one
     code per training clip, reduced by k-means to at most ``model.al.codebook_size``."""
     model_config = run.config.model
-    if model_config.kind != "al" or run.rank != 0:
+    if model_config.regional or run.rank != 0:
         return None
     codes = clip_codes(run.model, run.options.data / "shards", model_config)
     centres = build_codebook(codes, model_config.al.codebook_size, run.options.seed)
