@@ -168,6 +168,15 @@ def unicode_name(directory: Path) -> Path:
     return good_clip(directory / UNICODE_NAME)
 
 
+def non_utf8_title(directory: Path) -> Path:
+    """A valid clip whose title tag holds bytes that are not UTF-8 (Latin-1 e-acute, 0xff)."""
+    plain = good_clip(directory / "plain_for_title.mp4")
+    path = directory / "non_utf8_title.mp4"
+    # Surrogate escapes reach ffmpeg as the raw bytes 0xe9 and 0xff.
+    ffmpeg("-i", str(plain), "-c", "copy", "-metadata", "title=caf\udce9 \udcff", str(path))
+    return path
+
+
 def corrupt_middle(directory: Path) -> Path:
     """A valid faststart clip with 1 KB of garbage written over its frame data at 60%."""
     path = good_clip(directory / "corrupt_middle.mp4", frames=TRUNCATED_FRAMES)

@@ -222,6 +222,14 @@ def test_unicode_path(media) -> None:
     assert error is None and len(frames) == mf.GOOD_FRAMES
 
 
+def test_title_that_is_not_utf8_does_not_stop_probe_or_decode(media) -> None:
+    path = media(mf.non_utf8_title)
+    assert b"caf\xe9 \xff" in path.read_bytes()
+    assert probe_video(path).num_frames == mf.GOOD_FRAMES
+    frames, error = decode_all(path, width=64, height=48)
+    assert error is None and len(frames) == mf.GOOD_FRAMES
+
+
 def test_one_frame(media) -> None:
     path = media(mf.one_frame)
     assert probe_video(path).num_frames == 1

@@ -105,8 +105,13 @@ def test_weights_dir_argument_then_environment_then_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(weights.ENV_VAR, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert resolve_weights_dir() == tmp_path / "home" / ".cache" / "timelapse-d" / "weights"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert resolve_weights_dir() == tmp_path / "home" / ".cache" / "timelapse-d" / "weights"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_weights_dir() == tmp_path / "xdg" / "timelapse-d" / "weights"
     monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / "env"))
     assert resolve_weights_dir() == tmp_path / "env"
     assert resolve_weights_dir(tmp_path / "arg") == tmp_path / "arg"

@@ -278,7 +278,8 @@ def weights() -> None:
 _WEIGHTS_DIR = click.option(
     "--weights-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where weights live (default: $TLD_WEIGHTS_DIR or ~/.cache/timelapse-d/weights).",
+    help="Where weights live (default: $TLD_WEIGHTS_DIR, else timelapse-d/weights under "
+    "$XDG_CACHE_HOME or ~/.cache).",
 )
 
 

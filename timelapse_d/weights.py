@@ -6,8 +6,9 @@ value is known (``None`` otherwise: nothing is invented), its licence and what i
 weights directory only through :func:`fetch` or :func:`import_weights`, which write beside the
 destination, check, and rename: a refused or interrupted file leaves nothing behind.
 
-The directory is ``~/.cache/timelapse-d/weights``, or ``$TLD_WEIGHTS_DIR``, or an explicit
-argument. PyTorch is imported only to verify a file, so listing and lookups work without it.
+The directory is an explicit argument, or ``$TLD_WEIGHTS_DIR``, or
+``$XDG_CACHE_HOME/timelapse-d/weights`` (``~/.cache`` when that variable is unset or empty).
+PyTorch is imported only to verify a file, so listing and lookups work without it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 ENV_VAR = "TLD_WEIGHTS_DIR"
-DEFAULT_DIR = Path("~/.cache/timelapse-d/weights")
 CHUNK_BYTES = 1 << 20
 
 
@@ -244,8 +244,12 @@ REGISTRY: dict[str, WeightSpec] = {
 
 
 def resolve_weights_dir(weights_dir: Path | str | None = None) -> Path:
-    """``weights_dir``, else ``$TLD_WEIGHTS_DIR``, else ``~/.cache/timelapse-d/weights``."""
-    return Path(weights_dir or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser()
+    """``weights_dir``, else ``$TLD_WEIGHTS_DIR``, else ``timelapse-d/weights`` in the user's
+    cache folder (``$XDG_CACHE_HOME``, by default ``~/.cache``)."""
+    if weights_dir or os.environ.get(ENV_VAR):
+        return Path(weights_dir or os.environ[ENV_VAR]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache).expanduser() / "timelapse-d" / "weights"
 
 
 def get_spec(name: str) -> WeightSpec:

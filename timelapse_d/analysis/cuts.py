@@ -64,7 +64,11 @@ class OnePassAdaptiveDetector(AdaptiveDetector):
         hue, sat, lum, _ = cv2.sumElems(cv2.absdiff(hsv, previous))
         components = (hue / pixels, sat / pixels, lum / pixels, 0.0)  # ContentDetector's order
         weights = ContentDetector.DEFAULT_COMPONENT_WEIGHTS
-        weighted = sum(c * w for c, w in zip(components, weights, strict=True))
+        # Added left to right, as PySceneDetect adds its NumPy scalars: Python 3.12's sum() of
+        # plain floats is compensated and would differ in the last bit.
+        weighted = 0.0
+        for component, weight in zip(components, weights, strict=True):
+            weighted += component * weight
         return weighted / sum(abs(w) for w in weights)
 
 

@@ -34,6 +34,9 @@ _MAGIC = (
 )
 _MAX_PACKETS_FOR_FIRST_FRAME = 300
 _VFR_TOLERANCE = 0.05
+# Metadata that is not valid UTF-8 must not make a video unreadable: PyAV before 19 raises on it
+# unless told to ignore it; PyAV 19 dropped the option and no longer raises.
+_OPEN_OPTIONS = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,7 @@ def open_video(
     """Open ``path`` and pick its best video stream; raise ``error`` with a reason if unusable."""
     _check_file(path, error)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), **_OPEN_OPTIONS)
     except (av.FFmpegError, OSError) as exc:
         raise _open_failure(path, exc, error) from exc
     if _is_still_image(container):
