@@ -117,27 +117,37 @@ class Studio:
             ) from None
         return f"{LOCAL_FILES_URL}{relative.as_posix()}"
 
-    def ensure_project(self, title: str, label_config: str, overlap: int) -> int:
-        """The id of the project named `title`, created (or updated) with this config and
-        `overlap` annotators per task."""
+    def ensure_project(
+        self, title: str, label_config: str, instructions: str, overlap: int | None = None
+    ) -> tuple[int, int]:
+        """The id and overlap of the project named `title`, created or updated with this
+        config and these instructions (HTML, shown before labelling). `overlap` (annotators
+        per task) None keeps the project's (1 for a new project)."""
+        settings: dict[str, Any] = {
+            "label_config": label_config,
+            "expert_instruction": instructions,
+            "show_instruction": True,
+        }
         with self._call("list projects"):
             found = [p for p in self._client.projects.list(title=title) if p.title == title]
         if not found:
             with self._call(f"create project {title!r}"):
                 project = self._client.projects.create(
-                    title=title, label_config=label_config, maximum_annotations=overlap
+                    title=title, maximum_annotations=overlap or 1, **settings
                 )
-            return int(project.id)
+            return int(project.id), overlap or 1
         project = found[0]
-        changes: dict[str, Any] = {}
-        if project.maximum_annotations != overlap:
-            changes["maximum_annotations"] = overlap
-        if (project.label_config or "").strip() != label_config.strip():
-            changes["label_config"] = label_config
+        if overlap is not None:
+            settings["maximum_annotations"] = overlap
+        changes = {
+            key: value
+            for key, value in settings.items()
+            if _normalized(getattr(project, key)) != _normalized(value)
+        }
         if changes:
             with self._call(f"update project {title!r}"):
                 self._client.projects.update(id=project.id, **changes)
-        return int(project.id)
+        return int(project.id), int(overlap or project.maximum_annotations)
 
     def ensure_local_storage(self, project: int, folder: Path) -> None:
         """Let `project` read files under `folder` through local-files serving."""
@@ -172,3 +182,7 @@ class Studio:
         """User id -> e-mail (the annotator's name in our files)."""
         with self._call("list users"):
             return {int(u.id): u.email or u.username for u in self._client.users.list()}
+
+
+def _normalized(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
