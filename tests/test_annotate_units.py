@@ -15,9 +15,10 @@ from timelapse_d.annotation.push import (
     select_clips,
     task_data,
 )
+from timelapse_d.annotation.resolve import resolve
 from timelapse_d.annotation.server import AnnotationServerError, executable
 from timelapse_d.annotation.studio import Connection, Studio, resolve_connection
-from timelapse_d.annotation.taxonomy import load_taxonomy
+from timelapse_d.annotation.taxonomy import Annotation, guidelines_html, load_taxonomy
 from timelapse_d.config import ConfigError, FilterConfig
 
 CONFIG = FilterConfig()
@@ -179,3 +180,23 @@ def test_connection_needs_a_url_and_a_token(
         "http://127.0.0.1:8080/", files_root=tmp_path, data_dir=tmp_path
     )
     assert connection.url == "http://127.0.0.1:8080" and "t0k" not in repr(connection)
+
+
+def test_agreement_is_empty_for_a_clip_with_one_annotator() -> None:
+    answers = [
+        Annotation("alone", "a", "keep", timestamp="2026-01-01T00:00:00Z"),
+        Annotation("pair", "a", "keep", timestamp="2026-01-01T00:00:00Z"),
+        Annotation("pair", "b", "reject", ("zoom",), timestamp="2026-01-01T00:00:00Z"),
+        Annotation("pair", "c", "keep", timestamp="2026-01-01T00:00:00Z"),
+    ]
+    resolved = resolve(answers)
+    assert resolved["alone"].agreement is None and resolved["alone"].n_annotations == 1
+    assert resolved["pair"].agreement == pytest.approx(2 / 3)
+
+
+def test_guidelines_become_html_with_visible_lists_and_tables(tmp_path: Path) -> None:
+    source = tmp_path / "guidelines.md"
+    source.write_text("# Title\n\n1. one\n2. two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    text = guidelines_html(source)
+    assert "<h1>Title</h1>" in text and '<ol style="list-style:decimal' in text
+    assert '<td style="border:1px solid' in text and text.count("<td") == 2

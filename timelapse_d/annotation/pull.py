@@ -67,7 +67,7 @@ class PullSummary:
         )
         if self.changed:
             text += (
-                f"{self.changed} clips changed status, so the shards are out of date: "
+                f"status changed for {self.changed} clips, so the shards are out of date: "
                 f"`{self.rebuild}` rewrites them (keeping the labels)\n"
             )
         return text

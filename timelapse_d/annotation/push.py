@@ -123,12 +123,12 @@ def _measured(
     """(column, value, limit, kind) of each `BORDERLINE_SCORES` score the clip has."""
     for column, limit_name, kind in BORDERLINE_SCORES:
         value, limit = clip.get(column), getattr(config, limit_name)
-        if value is not None and limit is not None and value > 0 and limit > 0:
+        if value is not None and limit is not None and value >= 0 and limit > 0:
             yield column, value, limit, kind
 
 
 def _near(value: float, limit: float, factor: float) -> bool:
-    return abs(math.log(value / limit)) < math.log(factor)
+    return value > 0 and abs(math.log(value / limit)) < math.log(factor)
 
 
 def is_borderline(clip: dict[str, Any], config: FilterConfig, factor: float) -> bool:

@@ -263,11 +263,27 @@ def _header(parent: ET.Element, text: str, size: str = "5") -> None:
 
 
 def guidelines_html(path: Path | None = None) -> str:
-    """`annotation/guidelines.md` as HTML: the Label Studio project's instructions."""
+    """`annotation/guidelines.md` as HTML: the Label Studio project's instructions. Lists and
+    tables get inline styles, as Label Studio's page style strips their bullets and borders."""
     from markdown_it import MarkdownIt
 
     source = path or Path(str(resources.files(FILES_PACKAGE) / GUIDELINES_FILE))
-    return MarkdownIt("commonmark").enable("table").render(source.read_text(encoding="utf-8"))
+    markdown = MarkdownIt("commonmark").enable("table")
+    tokens = markdown.parse(source.read_text(encoding="utf-8"))
+    for token in tokens:
+        if token.nesting == 1 and token.tag in _GUIDELINE_STYLES:
+            token.attrSet("style", _GUIDELINE_STYLES[token.tag])
+    return markdown.renderer.render(tokens, markdown.options, {})
+
+
+_GUIDELINE_STYLES = {
+    "ol": "list-style:decimal;padding-left:1.5em",
+    "ul": "list-style:disc;padding-left:1.5em",
+    "p": "margin:0 0 0.6em",
+    "table": "border-collapse:collapse;margin:0 0 0.8em",
+    "th": "border:1px solid #bbb;padding:2px 6px;text-align:left",
+    "td": "border:1px solid #bbb;padding:2px 6px",
+}
 
 
 def _choices(parent: ET.Element, name: str, kind: str, labels: tuple[Label, ...]) -> ET.Element:
