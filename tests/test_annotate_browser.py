@@ -106,9 +106,15 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def _wait(driver: Any, condition: Any, what: str) -> Any:
+    """Poll `condition` until it holds; elements the page re-renders meanwhile are looked up
+    again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(condition, what)
+    waiting = WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    return waiting.until(condition, what)
 
 
 def _log_in(driver: Any, info: ServerInfo) -> None:

@@ -35,6 +35,7 @@ from timelapse_d.annotation.server import (
     ServerInfo,
     default_home,
     read_token,
+    running,
     start,
     stop,
 )
@@ -243,8 +244,15 @@ def test_push_annotate_pull_round_trip(
     assert rebuilt[overruled]["status"] == "kept" and rebuilt[overruled]["shard"]
     assert {c: rebuilt[c]["human_decision"] for c in clip_ids} == truth
 
-    # A push after pull and rebuild sends what the scores decided, not what annotators said.
-    assert runner.invoke(cli, [*push_args[:-2], *connection]).exit_code == 0
+    # A push after pull and rebuild sends what the scores decided, not what annotators said,
+    # and puts right a pre-annotation that says otherwise (as earlier versions sent).
+    wrong = by_clip[overruled]
+    admin.predictions.delete(id=wrong.predictions[0].id)
+    admin.predictions.create(
+        task=wrong.id, result=[_choices("decision", ["keep"])], model_version="timelapse-d-filter"
+    )
+    repushed = runner.invoke(cli, [*push_args[:-2], *connection])
+    assert repushed.exit_code == 0 and "0 tasks created, 1 updated" in repushed.output
     config = saved_build_config(build30).filter
     tasks = {t.data["clip_id"]: t for t in admin.tasks.list(project=project.id, fields="all")}
     for clip_id in clip_ids:
@@ -254,11 +262,15 @@ def test_push_annotate_pull_round_trip(
             auto["status"], ", ".join(auto["reject_reasons"])
         )  # fmt: skip
         assert "human" not in str(data)
+        prediction = tasks[clip_id].predictions[0].result[0]["value"]["choices"]
+        assert prediction == ["keep" if auto["status"] == "kept" else "reject"]
     assert tasks[overruled].data["auto_status"] == "rejected"  # though the manifest keeps it
+    assert len(tasks[overruled].predictions) == 1
     assert admin.projects.get(id=project.id).maximum_annotations == 3
 
     server_log = (Path(server.data_dir) / "server.log").read_text(errors="replace")
-    outputs = [pushed.output, status.output, pulled.output, again.output, caplog.text, server_log]
+    outputs = [pushed.output, status.stdout + status.stderr, pulled.output, again.output]
+    outputs += [caplog.text, server_log]
     assert not any(token in text for text in outputs)
     for path in build30.rglob("*"):
         if path.is_file():
@@ -291,7 +303,9 @@ def test_server_stopped_mid_push_then_rerun_creates_every_task_once(
 def test_server_keeps_its_data_private_and_calls_nobody(server: ServerInfo) -> None:
     data = Path(server.data_dir)
     assert stat.S_IMODE(data.stat().st_mode) == 0o700  # the database holds the API token
-    environment = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+    current = running(data)  # restarted by the test above, under a new pid
+    assert current is not None
+    environment = Path(f"/proc/{current.pid}/environ").read_bytes().split(b"\0")
     for name, value in OFFLINE.items():
         assert f"{name}={value}".encode() in environment
     started = CliRunner().invoke(cli, ["annotate", "server", "start", "--data", str(data)])

@@ -2,9 +2,9 @@
 automatic decision as a pre-annotation.
 
 Tasks are keyed by `clip_id` (in the task data): a push lists the project's tasks first and
-only creates the clips it lacks, in batches, and updates tasks whose data changed, so pushing
-again never duplicates a task and never touches annotations. A push stopped part way (server
-down, killed command) is completed by running it again.
+only creates the clips it lacks, in batches, and updates tasks whose data or pre-annotation
+changed, so pushing again never duplicates a task and never touches annotations. A push
+stopped part way (server down, killed command) is completed by running it again.
 
 What annotators see comes from the stored scores only, never from earlier answers: the
 automatic decision (`automatic`) as the pre-annotation and in `auto_status`/`auto_reasons`,
@@ -204,6 +204,11 @@ def _choices(name: str, values: list[str]) -> dict[str, Any]:
     }
 
 
+def _chosen(result: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The choices of a prediction's result, by control name."""
+    return {r["from_name"]: sorted(r["value"]["choices"]) for r in result}
+
+
 def score_hints(clip: dict[str, Any], config: FilterConfig, factor: float = 1.5) -> str:
     """The scores within `factor` of their threshold or past it, with the threshold: what an
     annotator may look at twice, without the verdict."""
@@ -321,11 +326,18 @@ def push(
     new, updated = [], 0
     for clip in clips:
         data = task_data(clip, studio.file_url(previews / f"{clip['clip_id']}.mp4"), config)
+        prediction = pre_annotation(clip, taxonomy)
         task = existing.get(clip["clip_id"])
         if task is None:
-            new.append({"data": data, "predictions": [pre_annotation(clip, taxonomy)]})
-        elif task["data"] != data:
+            new.append({"data": data, "predictions": [prediction]})
+            continue
+        ours = [p for p in task["predictions"] if p["model_version"] == MODEL_VERSION]
+        stale = [_chosen(p["result"]) for p in ours] != [_chosen(prediction["result"])]
+        if task["data"] != data:
             studio.update_task(task["id"], data)
+        if stale:
+            studio.replace_predictions(task["id"], [p["id"] for p in ours], prediction)
+        if task["data"] != data or stale:
             updated += 1
     for start in range(0, len(new), batch_size):
         studio.import_tasks(project_id, new[start : start + batch_size])

@@ -162,10 +162,19 @@ class Studio:
             )
 
     def tasks(self, project: int) -> list[dict[str, Any]]:
-        """Every task of `project` as {'id', 'data', 'annotations'} (annotations as dicts)."""
+        """Every task of `project` as {'id', 'data', 'annotations', 'predictions'}
+        (annotations as dicts, predictions as {'id', 'model_version', 'result'})."""
         with self._call("list tasks"):
             return [
-                {"id": t.id, "data": t.data, "annotations": list(t.annotations or [])}
+                {
+                    "id": t.id,
+                    "data": t.data,
+                    "annotations": list(t.annotations or []),
+                    "predictions": [
+                        {"id": p.id, "model_version": p.model_version, "result": p.result}
+                        for p in t.predictions or []
+                    ],
+                }
                 for t in self._client.tasks.list(project=project, fields="all", page_size=500)
             ]
 
@@ -177,6 +186,15 @@ class Studio:
     def update_task(self, task_id: int, data: dict[str, Any]) -> None:
         with self._call(f"update task {task_id}"):
             self._client.tasks.update(id=str(task_id), data=data)
+
+    def replace_predictions(
+        self, task_id: int, old: Sequence[int], prediction: dict[str, Any]
+    ) -> None:
+        """Delete the predictions `old` of a task and give it `prediction` instead."""
+        with self._call(f"replace the prediction of task {task_id}"):
+            for prediction_id in old:
+                self._client.predictions.delete(id=prediction_id)
+            self._client.predictions.create(task=task_id, **prediction)
 
     def annotators(self) -> dict[int, str]:
         """User id -> e-mail (the annotator's name in our files)."""

@@ -234,11 +234,11 @@ def label_config_xml(taxonomy: Taxonomy) -> str:
     reject reasons shown once reject is chosen, and scene categories. Choices display the
     label and export the id (`alias`)."""
     view = ET.Element("View", style="display:flex;gap:24px;align-items:flex-start")
-    left = ET.SubElement(view, "View", style="flex:1 1 55%;min-width:0")
+    left = ET.SubElement(view, "View", style="flex:3 1 0;min-width:0")
     _header(left, "Watch the clip (it loops), then answer. Guidelines: Instructions, top right")
     ET.SubElement(left, "HyperText", name=VIDEO_FIELD, value=f"${PLAYER_FIELD}", inline="true")
     _header(left, f"${HINTS_FIELD}", size="6")
-    right = ET.SubElement(view, "View", style="flex:1 1 45%;min-width:0")
+    right = ET.SubElement(view, "View", style="flex:2 1 0;min-width:0")
     _header(right, "Keep or reject?")
     decision = _choices(right, DECISION, "single-radio", taxonomy.decisions)
     decision.set("required", "true")
@@ -263,27 +263,11 @@ def _header(parent: ET.Element, text: str, size: str = "5") -> None:
 
 
 def guidelines_html(path: Path | None = None) -> str:
-    """`annotation/guidelines.md` as HTML: the Label Studio project's instructions. Lists and
-    tables get inline styles, as Label Studio's page style strips their bullets and borders."""
+    """`annotation/guidelines.md` as HTML: the Label Studio project's instructions."""
     from markdown_it import MarkdownIt
 
     source = path or Path(str(resources.files(FILES_PACKAGE) / GUIDELINES_FILE))
-    markdown = MarkdownIt("commonmark").enable("table")
-    tokens = markdown.parse(source.read_text(encoding="utf-8"))
-    for token in tokens:
-        if token.nesting == 1 and token.tag in _GUIDELINE_STYLES:
-            token.attrSet("style", _GUIDELINE_STYLES[token.tag])
-    return markdown.renderer.render(tokens, markdown.options, {})
-
-
-_GUIDELINE_STYLES = {
-    "ol": "list-style:decimal;padding-left:1.5em",
-    "ul": "list-style:disc;padding-left:1.5em",
-    "p": "margin:0 0 0.6em",
-    "table": "border-collapse:collapse;margin:0 0 0.8em",
-    "th": "border:1px solid #bbb;padding:2px 6px;text-align:left",
-    "td": "border:1px solid #bbb;padding:2px 6px",
-}
+    return MarkdownIt("commonmark").enable("table").render(source.read_text(encoding="utf-8"))
 
 
 def _choices(parent: ET.Element, name: str, kind: str, labels: tuple[Label, ...]) -> ET.Element:
