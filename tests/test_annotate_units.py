@@ -59,7 +59,7 @@ def test_selection_always_includes_gold_and_skips_clips_without_footage() -> Non
     assert ids(select_clips(rows, "borderline", CONFIG, gold=["kept"])) == ["kept", "edge"]
     with pytest.raises(ConfigError, match="gold clips not in the manifest"):
         select_clips(rows, "all", CONFIG, gold=["elsewhere"])
-    for wrong in ("some", "reason=", "reason=windy"):
+    for wrong in ("some", "reason=", "reason=windy", "reason=human_reject"):
         with pytest.raises(ConfigError, match="--select must be one of .*reason=.*camera_motion"):
             select_clips(rows, wrong, CONFIG)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from timelapse_d.annotation.resolve import NEVER_OVERRIDDEN, apply_human_decisions
+from timelapse_d.annotation.resolve import HUMAN_REJECT, NEVER_OVERRIDDEN, apply_human_decisions
 from timelapse_d.annotation.server import AnnotationServerError
 from timelapse_d.annotation.studio import Studio
 from timelapse_d.annotation.taxonomy import (
@@ -64,6 +64,10 @@ GOLD_FILE = "gold.parquet"
 PUSH_FILE = "push.json"
 SELECTIONS = ("all", "kept", "borderline", "reason=<reject reason>")
 REASON_SELECTION = "reason="
+# The reasons `--select reason=` takes: those of the automatic decision of a clip with footage
+# (not the annotators', nor those of clips that failed to encode or download).
+NOT_SENT_REASONS = {HUMAN_REJECT, "encode_failed", "source_<class>", "download_failed"}
+SELECTABLE_REASONS = tuple(r for r in REJECT_REASONS if r not in NOT_SENT_REASONS)
 PREVIEW_HEIGHT = 360
 PREVIEW_ENCODE = EncodeConfig(crf=28, gop=25, max_height=PREVIEW_HEIGHT, stream_copy=False)
 MODEL_VERSION = "timelapse-d-filter"
@@ -156,11 +160,11 @@ def select_clips(
     small, unreadable, duplicate) are left out unless their reason is the one selected."""
     reason = selection.removeprefix(REASON_SELECTION)
     if selection not in SELECTIONS[:-1] and not (
-        selection.startswith(REASON_SELECTION) and reason in REJECT_REASONS
+        selection.startswith(REASON_SELECTION) and reason in SELECTABLE_REASONS
     ):
         raise ConfigError(
             f"--select must be one of {', '.join(SELECTIONS)} (reasons: "
-            f"{', '.join(REJECT_REASONS)}), not {selection!r}"
+            f"{', '.join(SELECTABLE_REASONS)}), not {selection!r}"
         )
     gold_ids = set(gold)
     missing = gold_ids - {r["clip_id"] for r in rows}
