@@ -28,6 +28,7 @@ from label_studio_sdk import LabelStudio
 
 from timelapse_d.annotation.pull import pull
 from timelapse_d.annotation.push import PREVIEWS, make_previews, push, source_paths
+from timelapse_d.annotation.resolve import NEVER_OVERRIDDEN
 from timelapse_d.annotation.server import default_home, read_token, start, stop
 from timelapse_d.annotation.studio import Connection, Studio
 from timelapse_d.config import resolve_config
@@ -38,8 +39,13 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def widen(out: Path, tasks: int) -> None:
-    """Rewrite OUT's manifest with `tasks` rows cycling over its clips under new ids."""
-    rows = read_rows(out / "manifest.parquet")
+    """Rewrite OUT's manifest with `tasks` rows cycling over its clips under new ids (those a
+    human answer can rescue: `push` leaves the others out)."""
+    rows = [
+        r
+        for r in read_rows(out / "manifest.parquet")
+        if not NEVER_OVERRIDDEN & set(r["reject_reasons"])
+    ]
     wide = [
         {**rows[i % len(rows)], "clip_id": f"{rows[i % len(rows)]['clip_id']}-copy{i:05d}"}
         for i in range(tasks)

@@ -1,8 +1,9 @@
 """`tld annotate` against a real Label Studio server on 127.0.0.1 (its own virtual environment,
 started and stopped by this module): push with overlap 3 and gold tasks, three simulated
 annotators (one unreliable) answer through the API, pull resolves them into the manifest;
-re-pushing duplicates nothing; a server stopped mid-push leaves a state a re-run completes;
-the token appears in no output.
+re-pushing duplicates nothing, keeps the overlap and sends the automatic decision, never the
+annotators'; gold is invisible in task data; clips no answer can rescue are not sent; a
+server stopped mid-push leaves a state a re-run completes; the token appears in no output.
 
 The server's environment: $TLD_LABEL_STUDIO_VENV, else `tld annotate server install`'s default.
 Without it the module is skipped, except under CI, where `.ci/run` installs it.
@@ -13,6 +14,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import stat
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -23,19 +27,21 @@ from click.testing import CliRunner
 
 from timelapse_d.annotation.agreement import alpha_nominal
 from timelapse_d.annotation.pull import human_labels
-from timelapse_d.annotation.push import push
-from timelapse_d.annotation.resolve import SOFT_REASONS
+from timelapse_d.annotation.push import automatic, push
+from timelapse_d.annotation.resolve import NEVER_OVERRIDDEN, SOFT_REASONS
 from timelapse_d.annotation.server import (
+    OFFLINE,
     AnnotationServerError,
     ServerInfo,
     default_home,
     read_token,
+    running,
     start,
     stop,
 )
 from timelapse_d.annotation.studio import Connection, Studio
 from timelapse_d.cli import cli
-from timelapse_d.config import BuildConfig, resolve_config
+from timelapse_d.config import BuildConfig, resolve_config, saved_build_config
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
 from timelapse_d.synth import write_corpus
@@ -115,7 +121,10 @@ def test_push_annotate_pull_round_trip(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     token = read_token(server.token_file)
-    rows = read_rows(build30 / "manifest.parquet")
+    everything = read_rows(build30 / "manifest.parquet")
+    unrescuable = {r["clip_id"] for r in everything if NEVER_OVERRIDDEN & set(r["reject_reasons"])}
+    assert unrescuable  # too short or too small: no human answer can keep them
+    rows = [r for r in everything if r["clip_id"] not in unrescuable]
     clip_ids = sorted(r["clip_id"] for r in rows)
     assert len(clip_ids) >= 30
     truth = {r["clip_id"]: "keep" if r["status"] == "kept" else "reject" for r in rows}
@@ -139,14 +148,20 @@ def test_push_annotate_pull_round_trip(
     push_args = ["annotate", "push", str(build30), "--project", "round trip", "--overlap", "3"]
     pushed = runner.invoke(cli, [*push_args, "--gold", str(gold_file), *connection])
     assert pushed.exit_code == 0, pushed.output
-    assert f"{len(clip_ids)} tasks created" in pushed.output
+    assert f"{len(clip_ids)} clips selected; {len(clip_ids)} tasks created" in pushed.output
 
     admin = _admin(server)
     project = next(p for p in admin.projects.list() if p.title == "round trip")
     assert project.maximum_annotations == 3
     tasks = list(admin.tasks.list(project=project.id, fields="all"))
-    assert sorted(t.data["clip_id"] for t in tasks) == clip_ids
+    assert sorted(t.data["clip_id"] for t in tasks) == clip_ids  # no unrescuable clip sent
     by_clip = {t.data["clip_id"]: t for t in tasks}
+    # Gold tasks look like any other: same fields, nothing naming gold or an expected answer.
+    assert {frozenset(t.data) for t in tasks} == {frozenset(by_clip[gold[0]].data)}
+    assert not any(
+        "gold" in key or "gold" in str(value) for t in tasks for key, value in t.data.items()
+    )
+    assert "Annotator guidelines" in project.expert_instruction and project.show_instruction
     for row in rows:  # the automatic decision is the pre-annotation
         prediction = by_clip[row["clip_id"]].predictions[0].result[0]["value"]["choices"]
         assert prediction == ["keep" if row["status"] == "kept" else "reject"]
@@ -174,11 +189,27 @@ def test_push_annotate_pull_round_trip(
                 id=by_clip[clip_id].id, result=result, completed_by=users[email].id
             )
 
-    status = runner.invoke(cli, ["annotate", "status", str(build30), *connection])
-    assert f"tasks done: {len(clip_ids)} of {len(clip_ids)}" in status.output
+    skipper = admin.users.create(username="skipper", email="skipper@example.org")
+    admin.annotations.create(
+        id=by_clip[clip_ids[0]].id, result=[], was_cancelled=True, completed_by=skipper.id
+    )
+    status = subprocess.run(  # as a user runs it: no HTTP client log lines without -v
+        [sys.executable, "-c", "from timelapse_d.cli import main; main()", "annotate", "status",
+         str(build30), *connection],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"tasks done: {len(clip_ids)} of {len(clip_ids)} (3 answers each); 1 skipped" in (
+        status.stdout
+    )
+    assert "HTTP" not in status.stderr and "INFO" not in status.stderr
     pulled = runner.invoke(cli, ["annotate", "pull", str(build30), *connection])
     assert pulled.exit_code == 0, pulled.output
     assert "by weighted vote" in pulled.output
+    recipe = build30 / "run" / "config.yaml"
+    assert (  # the clip the annotators kept changed status: the shards lack it
+        f"status changed for 1 clips, so the shards are out of date: `tld build --source local "
+        f"--recipe {recipe} --out {build30}` rewrites them" in pulled.output
+    )
 
     manifest = {r["clip_id"]: r for r in read_rows(build30 / "manifest.parquet")}
     assert {c: manifest[c]["human_decision"] for c in clip_ids} == truth
@@ -198,12 +229,12 @@ def test_push_annotate_pull_round_trip(
         assert line.split()[1:4] == [str(len(clip_ids)), "6", expected]  # answers, gold, accuracy
 
     # Pushing again creates nothing and keeps every answer; a second pull adds a new file.
-    again = runner.invoke(cli, [*push_args, *connection])
+    again = runner.invoke(cli, [*push_args[:-2], *connection])  # no --overlap: it stays 3
     assert "0 tasks created" in again.output
+    assert admin.projects.get(id=project.id).maximum_annotations == 3
     tasks = list(admin.tasks.list(project=project.id, fields="all"))
-    assert len(tasks) == len(clip_ids) and sum(len(t.annotations) for t in tasks) == 3 * len(
-        clip_ids
-    )
+    answers_kept = sum(len(t.annotations) for t in tasks)
+    assert len(tasks) == len(clip_ids) and answers_kept == 3 * len(clip_ids) + 1  # + the skip
     runner.invoke(cli, ["annotate", "pull", str(build30), *connection])
     assert len(list((build30 / "annotations").glob("annotations-*.parquet"))) == 2
 
@@ -213,8 +244,33 @@ def test_push_annotate_pull_round_trip(
     assert rebuilt[overruled]["status"] == "kept" and rebuilt[overruled]["shard"]
     assert {c: rebuilt[c]["human_decision"] for c in clip_ids} == truth
 
+    # A push after pull and rebuild sends what the scores decided, not what annotators said,
+    # and puts right a pre-annotation that says otherwise (as earlier versions sent).
+    wrong = by_clip[overruled]
+    admin.predictions.delete(id=wrong.predictions[0].id)
+    admin.predictions.create(
+        task=wrong.id, result=[_choices("decision", ["keep"])], model_version="timelapse-d-filter"
+    )
+    repushed = runner.invoke(cli, [*push_args[:-2], *connection])
+    assert repushed.exit_code == 0 and "0 tasks created, 1 updated" in repushed.output
+    config = saved_build_config(build30).filter
+    tasks = {t.data["clip_id"]: t for t in admin.tasks.list(project=project.id, fields="all")}
+    for clip_id in clip_ids:
+        auto = automatic(rebuilt[clip_id], config)
+        data = tasks[clip_id].data
+        assert (data["auto_status"], data["auto_reasons"]) == (
+            auto["status"], ", ".join(auto["reject_reasons"])
+        )  # fmt: skip
+        assert "human" not in str(data)
+        prediction = tasks[clip_id].predictions[0].result[0]["value"]["choices"]
+        assert prediction == ["keep" if auto["status"] == "kept" else "reject"]
+    assert tasks[overruled].data["auto_status"] == "rejected"  # though the manifest keeps it
+    assert len(tasks[overruled].predictions) == 1
+    assert admin.projects.get(id=project.id).maximum_annotations == 3
+
     server_log = (Path(server.data_dir) / "server.log").read_text(errors="replace")
-    outputs = [pushed.output, status.output, pulled.output, again.output, caplog.text, server_log]
+    outputs = [pushed.output, status.stdout + status.stderr, pulled.output, again.output]
+    outputs += [caplog.text, server_log]
     assert not any(token in text for text in outputs)
     for path in build30.rglob("*"):
         if path.is_file():
@@ -236,9 +292,24 @@ def test_server_stopped_mid_push_then_rerun_creates_every_task_once(
     restarted = start(data, VENV, Path(server.files_root), port=port)
     assert restarted.url == server.url
     summary = push(build30, studio, "interrupted", batch_size=5)
-    clips = len(read_rows(build30 / "manifest.parquet"))
+    clips = summary.selected
     assert summary.created == clips - 5 and summary.unchanged == 5
     admin = _admin(server)
     project = next(p for p in admin.projects.list() if p.title == "interrupted")
     ids = [t.data["clip_id"] for t in admin.tasks.list(project=project.id)]
     assert len(ids) == len(set(ids)) == clips
+
+
+def test_server_keeps_its_data_private_and_calls_nobody(server: ServerInfo) -> None:
+    data = Path(server.data_dir)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700  # the database holds the API token
+    current = running(data)  # restarted by the test above, under a new pid
+    assert current is not None
+    environment = Path(f"/proc/{current.pid}/environ").read_bytes().split(b"\0")
+    for name, value in OFFLINE.items():
+        assert f"{name}={value}".encode() in environment
+    started = CliRunner().invoke(cli, ["annotate", "server", "start", "--data", str(data)])
+    assert started.exit_code == 0, started.output
+    assert f"log in as admin@timelapse-d.local, password in {data / 'admin-password'}" in (
+        started.output
+    )

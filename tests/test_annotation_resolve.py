@@ -76,8 +76,8 @@ def test_label_config_is_generated_from_the_taxonomy(taxonomy) -> None:
         "annotation/taxonomy.yaml > annotation/label_config.xml"
     )
     root = ET.fromstring(text)
-    video = root.find("Video")
-    assert video is not None and video.get("value") == "$video"
+    video = root.find(".//HyperText")  # the task's HTML player: a looping, muted <video>
+    assert video is not None and video.get("value") == "$player" and video.get("name") == "video"
     groups = {g.get("name"): g for g in root.iter("Choices")}
     assert set(groups) == {"decision", "reasons", "categories"}
     assert {g.get("toName") for g in groups.values()} == {video.get("name")}
@@ -90,7 +90,7 @@ def test_label_config_is_generated_from_the_taxonomy(taxonomy) -> None:
     assert groups["decision"].get("choice") == "single-radio"
     assert groups["decision"].get("required") == "true"
     assert groups["reasons"].get("choice") == groups["categories"].get("choice") == "multiple"
-    shown_on_reject = root.find("View[@whenChoiceValue='reject']")
+    shown_on_reject = root.find(".//View[@whenChoiceValue='reject']")
     assert shown_on_reject is not None and shown_on_reject.find("Choices") is groups["reasons"]
     assert shown_on_reject.get("whenTagName") == "decision"
 

@@ -25,6 +25,8 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # one line per request from Label Studio's HTTP client: debug detail
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -594,14 +596,15 @@ def _studio(
     show_default=True,
     help="Label Studio project title (created when missing).",
 )
-@click.option("--overlap", type=int, default=1, show_default=True, help="Annotators per task.")
+@click.option("--overlap", type=int, help="Annotators per task (default: as before, else 1).")
 @click.option(
     "--select",
     "selection",
-    type=click.Choice(["all", "kept", "borderline"]),
     default="all",
     show_default=True,
-    help="Clips to send; borderline: a score within a factor 1.5 of its threshold.",
+    help="Clips to send: all, kept, borderline (a score within a factor 1.5 of its threshold) "
+    "or reason=REASON (e.g. reason=camera_motion); all but reason= skip the clips no answer "
+    "can rescue (too_short, low_resolution, unreadable, duplicate).",
 )
 @click.option(
     "--gold",
@@ -614,7 +617,7 @@ def _studio(
 def annotate_push(
     out: Path,
     project: str,
-    overlap: int,
+    overlap: int | None,
     selection: str,
     gold_file: Path | None,
     workers: int,
@@ -696,10 +699,13 @@ def server_install(venv: Path) -> None:
 @click.option("--port", type=int, default=8080, show_default=True, help="0: any free port.")
 def server_start(venv: Path, data: Path, files_root: Path, port: int) -> None:
     """Start Label Studio headless on 127.0.0.1 (the first start migrates its database)."""
-    from timelapse_d.annotation.server import start
+    from timelapse_d.annotation.server import ADMIN_EMAIL, start
 
     info = start(data, venv, files_root, port)
-    click.echo(f"Label Studio at {info.url} (pid {info.pid}); API token in {info.token_file}")
+    click.echo(
+        f"Label Studio at {info.url} (pid {info.pid}); log in as {ADMIN_EMAIL}, password in "
+        f"{info.password_file}; API token in {info.token_file}"
+    )
 
 
 @annotate_server.command("stop")

@@ -153,7 +153,8 @@ CLIP_COLUMNS = {
     "(weighted or majority vote); null until annotated.",
     "human_reasons": "Reject reasons (annotation/taxonomy.yaml) the rejecting annotators gave; "
     "null until annotated.",
-    "agreement": "Share of the annotators' weight behind `human_decision` (0.5-1).",
+    "agreement": "Share of the annotators' weight behind `human_decision` (0.5-1); null with "
+    "one annotator.",
     "n_annotations": "Annotators who answered the clip (their latest answer each); 0 until "
     "annotated.",
     "split": "`train` or `test` after `tld split` (kept clips only; whole source videos on one "

@@ -57,12 +57,20 @@ class PullSummary:
     resolved: int  # clips with a human label
     vote: str
     report: AgreementReport
+    changed: int  # clips whose status the pull changed
+    rebuild: str  # the command that brings the shards in line with the manifest
 
     def text(self) -> str:
-        return (
+        text = (
             f"{self.new_answers} answers exported to {self.export}; {self.resolved} clips "
             f"resolved by {self.vote} vote\n{self.report.text()}"
         )
+        if self.changed:
+            text += (
+                f"status changed for {self.changed} clips, so the shards are out of date: "
+                f"`{self.rebuild}` rewrites them (keeping the labels)\n"
+            )
+        return text
 
 
 def annotation_rows(tasks: Iterable[dict[str, Any]], users: dict[int, str]) -> list[dict]:
@@ -148,15 +156,18 @@ def pull(out: Path, studio: Studio, vote: str = "auto") -> PullSummary:
         pq.write_table(pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA), part)
     labels, used = human_labels(out, vote, taxonomy)
     manifest = out / "manifest.parquet"
-    write_table(
-        manifest,
-        apply_human_decisions(read_rows(manifest), labels, saved_build_config(out).filter),
-        CLIP_SCHEMA,
-    )
+    before = read_rows(manifest)
+    config = saved_build_config(out)
+    after = apply_human_decisions(before, labels, config.filter)
+    write_table(manifest, after, CLIP_SCHEMA)
     report = agreement_report(
         read_annotations(out, taxonomy), taxonomy.category_ids, stored_gold(out, taxonomy)
     )
-    return PullSummary(export, len(rows), len(labels), used, report)
+    changed = sum(old["status"] != new["status"] for old, new in zip(before, after, strict=True))
+    rebuild = (
+        f"tld build --source {config.source} --recipe {out / 'run' / 'config.yaml'} --out {out}"
+    )
+    return PullSummary(export, len(rows), len(labels), used, report, changed, rebuild)
 
 
 def _new_export_path(out: Path) -> Path:
@@ -175,12 +186,16 @@ def _new_export_path(out: Path) -> Path:
 class ProjectStatus:
     tasks: int
     done: int  # tasks with `overlap` submitted answers
+    skipped: int  # answers that skipped the task (not counted as done)
     overlap: int
     per_annotator: dict[str, int]
     per_category: dict[str, int]  # answers naming each category
 
     def text(self) -> str:
-        lines = [f"tasks done: {self.done} of {self.tasks} ({self.overlap} answers each)"]
+        lines = [
+            f"tasks done: {self.done} of {self.tasks} ({self.overlap} answers each); "
+            f"{self.skipped} skipped"
+        ]
         lines += ["annotators: answers"] + [f"  {k}  {v}" for k, v in self.per_annotator.items()]
         lines += ["categories: answers"] + [f"  {k}  {v}" for k, v in self.per_category.items()]
         return "\n".join(lines) + "\n"
@@ -196,6 +211,7 @@ def project_status(out: Path, studio: Studio) -> ProjectStatus:
     return ProjectStatus(
         tasks=len(tasks),
         done=sum(answered[t["data"].get("clip_id")] >= project["overlap"] for t in tasks),
+        skipped=sum(bool(a.get("was_cancelled")) for t in tasks for a in t["annotations"]),
         overlap=project["overlap"],
         per_annotator=dict(sorted(Counter(r["annotator"] for r in rows).items())),
         per_category={c: categories[c] for c in load_taxonomy().category_ids},

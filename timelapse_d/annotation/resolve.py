@@ -64,7 +64,7 @@ class Resolution:
     human_decision: str  # KEEP or REJECT
     human_reasons: tuple[str, ...]  # taxonomy reject reasons; empty when kept
     categories: tuple[str, ...]  # taxonomy categories
-    agreement: float  # share of the clip's weight behind `human_decision` (0.5 to 1)
+    agreement: float | None  # share of the weight behind `human_decision`; None: one annotator
     n_annotations: int  # annotators who answered (latest answer each)
     tie: bool  # keep and reject had equal weight (resolved as reject)
 
@@ -123,7 +123,9 @@ def _resolve_clip(
             for c in categories
             if sum(weight[a.annotator] for a in answers if c in a.categories) > total / 2
         ),
-        agreement=(keep if decision == KEEP else total - keep) / total,
+        agreement=(keep if decision == KEEP else total - keep) / total
+        if len(answers) > 1
+        else None,
         n_annotations=len(answers),
         tie=tie,
     )

@@ -2,7 +2,9 @@
 
 Label Studio pins versions that clash with ours, so it is installed in a virtual environment
 of its own (``tld annotate server install``) and runs as a separate process
-(``tld annotate server start``), headless, on 127.0.0.1. Its data folder holds:
+(``tld annotate server start``), headless, on 127.0.0.1, with its outside calls (version
+check, analytics, error reporting) switched off. Its data folder (owner-only, mode 0700: the
+database holds the API token) holds:
 
     label_studio.sqlite3   Label Studio's database (projects, tasks, annotations)
     api-token              the admin's API token (mode 0600; read by push/pull, never printed)
@@ -39,6 +41,13 @@ PASSWORD_FILE = "admin-password"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 DEFAULT_PORT = 8080
+# Label Studio settings that keep it from calling out (PyPI version check, analytics, Sentry).
+OFFLINE = {
+    "LATEST_VERSION_CHECK": "false",
+    "COLLECT_ANALYTICS": "false",
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+}
 
 
 class AnnotationServerError(ConfigError):
@@ -64,6 +73,10 @@ class ServerInfo:
     @property
     def token_file(self) -> Path:
         return Path(self.data_dir) / TOKEN_FILE
+
+    @property
+    def password_file(self) -> Path:
+        return Path(self.data_dir) / PASSWORD_FILE
 
 
 def executable(venv: Path) -> Path:
@@ -102,6 +115,7 @@ def start(
         return running_server
     command = executable(venv)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     token = _secret(data_dir / TOKEN_FILE, 20)
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -115,6 +129,7 @@ def start(
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(files_root.resolve()),
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        **OFFLINE,
     }
     args = ["start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
     with (data_dir / LOG_FILE).open("ab") as log:

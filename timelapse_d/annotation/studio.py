@@ -117,27 +117,37 @@ class Studio:
             ) from None
         return f"{LOCAL_FILES_URL}{relative.as_posix()}"
 
-    def ensure_project(self, title: str, label_config: str, overlap: int) -> int:
-        """The id of the project named `title`, created (or updated) with this config and
-        `overlap` annotators per task."""
+    def ensure_project(
+        self, title: str, label_config: str, instructions: str, overlap: int | None = None
+    ) -> tuple[int, int]:
+        """The id and overlap of the project named `title`, created or updated with this
+        config and these instructions (HTML, shown before labelling). `overlap` (annotators
+        per task) None keeps the project's (1 for a new project)."""
+        settings: dict[str, Any] = {
+            "label_config": label_config,
+            "expert_instruction": instructions,
+            "show_instruction": True,
+        }
         with self._call("list projects"):
             found = [p for p in self._client.projects.list(title=title) if p.title == title]
         if not found:
             with self._call(f"create project {title!r}"):
                 project = self._client.projects.create(
-                    title=title, label_config=label_config, maximum_annotations=overlap
+                    title=title, maximum_annotations=overlap or 1, **settings
                 )
-            return int(project.id)
+            return int(project.id), overlap or 1
         project = found[0]
-        changes: dict[str, Any] = {}
-        if project.maximum_annotations != overlap:
-            changes["maximum_annotations"] = overlap
-        if (project.label_config or "").strip() != label_config.strip():
-            changes["label_config"] = label_config
+        if overlap is not None:
+            settings["maximum_annotations"] = overlap
+        changes = {
+            key: value
+            for key, value in settings.items()
+            if _normalized(getattr(project, key)) != _normalized(value)
+        }
         if changes:
             with self._call(f"update project {title!r}"):
                 self._client.projects.update(id=project.id, **changes)
-        return int(project.id)
+        return int(project.id), int(overlap or project.maximum_annotations)
 
     def ensure_local_storage(self, project: int, folder: Path) -> None:
         """Let `project` read files under `folder` through local-files serving."""
@@ -152,10 +162,19 @@ class Studio:
             )
 
     def tasks(self, project: int) -> list[dict[str, Any]]:
-        """Every task of `project` as {'id', 'data', 'annotations'} (annotations as dicts)."""
+        """Every task of `project` as {'id', 'data', 'annotations', 'predictions'}
+        (annotations as dicts, predictions as {'id', 'model_version', 'result'})."""
         with self._call("list tasks"):
             return [
-                {"id": t.id, "data": t.data, "annotations": list(t.annotations or [])}
+                {
+                    "id": t.id,
+                    "data": t.data,
+                    "annotations": list(t.annotations or []),
+                    "predictions": [
+                        {"id": p.id, "model_version": p.model_version, "result": p.result}
+                        for p in t.predictions or []
+                    ],
+                }
                 for t in self._client.tasks.list(project=project, fields="all", page_size=500)
             ]
 
@@ -168,7 +187,20 @@ class Studio:
         with self._call(f"update task {task_id}"):
             self._client.tasks.update(id=str(task_id), data=data)
 
+    def replace_predictions(
+        self, task_id: int, old: Sequence[int], prediction: dict[str, Any]
+    ) -> None:
+        """Delete the predictions `old` of a task and give it `prediction` instead."""
+        with self._call(f"replace the prediction of task {task_id}"):
+            for prediction_id in old:
+                self._client.predictions.delete(id=prediction_id)
+            self._client.predictions.create(task=task_id, **prediction)
+
     def annotators(self) -> dict[int, str]:
         """User id -> e-mail (the annotator's name in our files)."""
         with self._call("list users"):
             return {int(u.id): u.email or u.username for u in self._client.users.list()}
+
+
+def _normalized(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value

@@ -27,9 +27,12 @@ from timelapse_d.config import ConfigError, read_yaml
 FILES_PACKAGE = "timelapse_d.annotation_files"
 TAXONOMY_FILE = "taxonomy.yaml"
 KEEP, REJECT = "keep", "reject"
-# Names in the labelling config: the task data key of the clip preview and the three controls
-# whose `from_name` an exported result carries.
+GUIDELINES_FILE = "guidelines.md"
+# Names in the labelling config: the player (its object tag name, which results point to), the
+# task data keys of the preview URL, the player's HTML and the score hints, and the three
+# controls whose `from_name` an exported result carries.
 VIDEO_FIELD = "video"
+PLAYER_FIELD, HINTS_FIELD = "player", "hints"
 DECISION, REASONS, CATEGORIES = "decision", "reasons", "categories"
 _SECTIONS = ("decisions", "reject_reasons", "categories")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -224,29 +227,47 @@ def _split(cell: str | None) -> list[str]:
 
 
 def label_config_xml(taxonomy: Taxonomy) -> str:
-    """The Label Studio labelling config: a video player on `$video`, a required keep/reject,
-    reject reasons shown once reject is chosen, and scene categories. Choices display the label
-    and export the id (`alias`)."""
-    view = ET.Element("View")
-    ET.SubElement(view, "Header", value="Play the whole clip, then answer (see the guidelines)")
-    ET.SubElement(view, "Video", name=VIDEO_FIELD, value=f"${VIDEO_FIELD}")
-    ET.SubElement(view, "Header", value="Keep or reject?")
-    decision = _choices(view, DECISION, "single-radio", taxonomy.decisions)
+    """The Label Studio labelling config, laid out to fit a laptop window (1366x900) without
+    scrolling: on the left the preview, played muted in a loop and scaled to the column's
+    width (an HTML video in the task's `player` field: Label Studio's Video tag can neither
+    autoplay nor loop), with the score hints under it; on the right a required keep/reject,
+    reject reasons shown once reject is chosen, and scene categories. Choices display the
+    label and export the id (`alias`)."""
+    view = ET.Element("View", style="display:flex;gap:24px;align-items:flex-start")
+    left = ET.SubElement(view, "View", style="flex:3 1 0;min-width:0")
+    _header(left, "Watch the clip (it loops), then answer. Guidelines: Instructions, top right")
+    ET.SubElement(left, "HyperText", name=VIDEO_FIELD, value=f"${PLAYER_FIELD}", inline="true")
+    _header(left, f"${HINTS_FIELD}", size="6")
+    right = ET.SubElement(view, "View", style="flex:2 1 0;min-width:0")
+    _header(right, "Keep or reject?")
+    decision = _choices(right, DECISION, "single-radio", taxonomy.decisions)
     decision.set("required", "true")
     decision.set("requiredMessage", "Choose keep or reject")
     why = ET.SubElement(
-        view, "View", visibleWhen="choice-selected", whenTagName=DECISION, whenChoiceValue=REJECT
+        right, "View", visibleWhen="choice-selected", whenTagName=DECISION, whenChoiceValue=REJECT
     )
-    ET.SubElement(why, "Header", value="Why reject? (every reason that applies)")
+    _header(why, "Why reject? (every reason that applies)")
     _choices(why, REASONS, "multiple", taxonomy.reasons)
-    ET.SubElement(view, "Header", value="Scene categories (every one that applies)")
-    _choices(view, CATEGORIES, "multiple", taxonomy.categories)
+    _header(right, "Scene categories (every one that applies)")
+    _choices(right, CATEGORIES, "multiple", taxonomy.categories)
     ET.indent(view, space="  ")
     notice = (
         f"<!-- Generated from annotation/{TAXONOMY_FILE} by `python -m "
         f"timelapse_d.annotation.taxonomy annotation/{TAXONOMY_FILE}`; do not edit by hand. -->"
     )
     return f"{notice}\n{ET.tostring(view, encoding='unicode')}\n"
+
+
+def _header(parent: ET.Element, text: str, size: str = "5") -> None:
+    ET.SubElement(parent, "Header", value=text, size=size)
+
+
+def guidelines_html(path: Path | None = None) -> str:
+    """`annotation/guidelines.md` as HTML: the Label Studio project's instructions."""
+    from markdown_it import MarkdownIt
+
+    source = path or Path(str(resources.files(FILES_PACKAGE) / GUIDELINES_FILE))
+    return MarkdownIt("commonmark").enable("table").render(source.read_text(encoding="utf-8"))
 
 
 def _choices(parent: ET.Element, name: str, kind: str, labels: tuple[Label, ...]) -> ET.Element:
