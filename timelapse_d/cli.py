@@ -729,6 +729,16 @@ def split_command(out: Path, test_fraction: float, seed: int) -> None:
 
 
 @cli.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Default: OUT/report.html")
+def report(out: Path, output: Path | None) -> None:
+    """Write a self-contained HTML page of what the build in OUT kept, rejected and why."""
+    from timelapse_d.publish.report import write_report
+
+    click.echo(str(write_report(out, output)))
+
+
+@cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""
     from timelapse_d.manifest import schema_markdown
