@@ -19,6 +19,7 @@ from timelapse_d.annotation.split import carry_split
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.executors import Task, TaskFailure, run_tasks
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
+from timelapse_d.publish.card import write_card
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, SourceVideo
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, read_json, write_json
@@ -211,6 +212,7 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
         summary = summarize(out, finished=True)
         write_json(run.summary_path, dataclasses.asdict(summary))
+        write_card(out)
         return summary
     finally:
         logging.getLogger("timelapse_d").removeHandler(handler)
