@@ -206,6 +206,13 @@ def _digests(members: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())}
 
 
+def verified_members(path: Path, key: str, members: dict[str, bytes]) -> dict[str, bytes]:
+    """A field sample's members, checked against and without its stored digests."""
+    members = dict(members)
+    _verified(path, key, members)
+    return members
+
+
 def _verified(path: Path, key: str, members: dict[str, bytes]) -> bool:
     """Check a field sample's members against its stored digests; pop the digests."""
     stored = members.pop(DIGESTS, None)
