@@ -88,3 +88,11 @@ def test_default_configuration_is_the_clips(published: Path, tmp_path: Path) -> 
     assert set(rows.column_names) - {"__key__", "__url__"} == MEMBERS["clips"]
     first = rows.select_columns(["json", "__key__"])[0]
     assert first["json"]["clip_id"] == first["__key__"]
+
+
+def test_build_writes_a_card_listing_only_the_shards_it_has(synthetic_build: Path) -> None:
+    text = (synthetic_build / "README.md").read_text(encoding="utf-8")
+    header = yaml.safe_load(text.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["clips"]
+    assert header["configs"][0]["default"] is True
+    assert "source: synthetic" in text  # the saved config is quoted

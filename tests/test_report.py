@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser import chromium, needs_chromium
-from timelapse_d.publish.report import SECTIONS
+from timelapse_d.manifest import CLIP_SCHEMA, read_rows, write_table
+from timelapse_d.publish.report import SECTIONS, load_build, render
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +74,25 @@ def test_report_renders_in_chromium(report_page: Path, tmp_path: Path) -> None:
         screenshot = report_page.parent / "report.png"
         assert driver.save_screenshot(str(screenshot))
         assert screenshot.stat().st_size > 10_000
+
+
+def test_human_decisions_are_compared_with_the_automatic_ones(
+    synthetic_build: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(synthetic_build, out)
+    rows = read_rows(out / "manifest.parquet")
+    kept = [r for r in rows if r["status"] == "kept"]
+    static = next(r for r in rows if r["reject_reasons"] == ["static"])
+    labels = {r["clip_id"]: "keep" for r in kept[1:]} | {
+        kept[0]["clip_id"]: "reject",
+        static["clip_id"]: "keep",
+    }
+    for row in rows:
+        row["human_decision"] = labels.get(row["clip_id"])
+    write_table(out / "manifest.parquet", rows, CLIP_SCHEMA)
+    human = render(load_build(out)).split('<section id="human"')[1].split("</section>")[0]
+    assert f"{len(labels)} labelled clips; automatic and human agree on {len(kept) - 1}." in human
+    matrix = "<tr><td>keep</td><td>{}</td><td>1</td></tr><tr><td>reject</td><td>1</td><td>0</td>"
+    assert matrix.format(len(kept) - 1) in human
+    assert f"<td>{static['clip_id']}</td><td>reject</td><td>keep</td>" in human
