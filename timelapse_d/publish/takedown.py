@@ -14,7 +14,7 @@ Later builds and `tld rehydrate` skip recorded videos (:func:`blocked`).
 from __future__ import annotations
 
 import dataclasses
-import logging
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,6 @@ from timelapse_d.runs import RunDir, write_atomic, write_json
 from timelapse_d.sources.remote import Acquired, write_attribution
 from timelapse_d.tars import write_samples
 
-LOG = logging.getLogger("timelapse_d")
 TAKEDOWNS = "takedowns.parquet"
 KINDS = ("video", "owner", "url")
 TAKEDOWN_SCHEMA = pa.schema(
@@ -205,10 +204,9 @@ def _apply(out: Path, run: RunDir, report: TakedownReport) -> None:
 def _rewrite_shard(tar: Path, report: TakedownReport) -> bool:
     """Rewrite one shard file without the taken-down clips (and its Parquet for a clip shard);
     remove it when nothing is left. Returns whether it changed."""
-    samples = list(iter_samples(tar))
-    keep = [(key, members) for key, members in samples if key not in report.clips]
-    if len(keep) == len(samples):
+    if not _keys(tar) & report.clips:
         return False
+    keep = [(key, members) for key, members in iter_samples(tar) if key not in report.clips]
     is_clips = tar.name.startswith(f"{CLIPS}-")
     if not keep:
         tar.unlink()
@@ -230,6 +228,15 @@ def _rewrite_shard(tar: Path, report: TakedownReport) -> bool:
         write_field_shard(tar, members, keys)
     report.shards_rewritten.append(tar.name)
     return True
+
+
+def _keys(tar: Path) -> set[str]:
+    """Sample keys of a shard from its member headers alone (the data is skipped)."""
+    try:
+        with tarfile.open(tar, "r:") as archive:
+            return {name.partition(".")[0] for name in archive.getnames()}
+    except (tarfile.TarError, OSError) as exc:
+        raise FieldMismatch(f"{tar.name} is damaged: {exc}") from exc
 
 
 def _verify_aligned(clip_shard: Path) -> None:
