@@ -15,10 +15,12 @@ from typing import Any
 import yaml
 
 from timelapse_d import __version__
+from timelapse_d.acquire.download import load_records
+from timelapse_d.acquire.provenance import attribution_lines
 from timelapse_d.manifest import REJECT_REASONS, read_rows
 from timelapse_d.publish.scores import saved_config, thresholds_in
 from timelapse_d.report import summarize
-from timelapse_d.runs import write_atomic
+from timelapse_d.runs import RunDir, write_atomic
 
 CARD_NAME = "README.md"
 # (configuration, shard prefix, what a row holds)
@@ -174,15 +176,18 @@ def _licences(credited: list[dict[str, Any]], out: Path) -> list[str]:
     lines = ["| licence | source videos |", "|---|---|"]
     lines += [f"| {name} | {count} |" for name, count in counts.most_common()]
     lines.append("")
-    if (out / "ATTRIBUTION.txt").is_file():
-        lines.append("Credit lines for every source video are in `ATTRIBUTION.txt`.")
-    elif any(v.get("owner_name") for v in credited):
-        lines.append("Run `tld attribution` on this folder to write `ATTRIBUTION.txt`.")
+    used = {v["video_id"] for v in credited}
+    records = [r for r in load_records(RunDir(out).stage_dir("acquire")) if r.video_id in used]
+    if records:
+        lines.append("Source videos, their authors and licences:")
+        lines.append("")
+        lines += [f"- {line}" for line in attribution_lines(records)]
     else:
         lines.append(
             "The sources carry no licence record (local or generated files): whoever publishes "
             "this folder states their licence here."
         )
+    lines.append("")
     lines.append(
         "Owners can ask for a video to be taken out; `tld takedown` removes it from every shard "
         "and manifest and records the request in `takedowns.parquet`."

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from timelapse_d.acquire.download import STAGE as DOWNLOAD_STAGE
 from timelapse_d.config import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
 from timelapse_d.precompute.fields import (
@@ -285,7 +286,7 @@ def _remove_sources(out: Path, videos: list[dict[str, Any]]) -> None:
 
 
 def _remove_files(out: Path, run: RunDir, report: TakedownReport) -> None:
-    """Cut clips, previews and per-video analysis results of the taken-down videos."""
+    """Cut clips, previews, download records and analysis results of the taken-down videos."""
     for clip_id in report.clips:
         for path in (
             out / "annotations" / "previews" / f"{clip_id}.mp4",
@@ -294,6 +295,7 @@ def _remove_files(out: Path, run: RunDir, report: TakedownReport) -> None:
         ):
             path.unlink(missing_ok=True)
     for video_id in report.videos:
+        (run.stage_dir("acquire") / DOWNLOAD_STAGE / f"{video_id}.json").unlink(missing_ok=True)
         run.marker("analyze", video_id).unlink(missing_ok=True)
         (run.stage_dir("analyze") / f"{video_id}.json").unlink(missing_ok=True)
     if report.shards_rewritten or report.shards_removed:
