@@ -6,7 +6,15 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
+
+from timelapse_d.config import ConfigError
+
+try:
+    from matplotlib.figure import Figure
+except ImportError as exc:  # the `report` extra
+    raise ConfigError(
+        "`tld report` draws with matplotlib: pip install 'timelapse-d[report]'"
+    ) from exc
 
 KEPT_COLOUR = "#2a9d8f"
 REJECTED_COLOUR = "#9a9a9a"
