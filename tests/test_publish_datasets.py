@@ -3,6 +3,7 @@ shards, and the folder itself through the configurations of its dataset card."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from timelapse_d.manifest import read_rows
 from timelapse_d.precompute.fields import decode_frames, iter_samples
+from timelapse_d.tars import write_samples
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,3 +98,32 @@ def test_build_writes_a_card_listing_only_the_shards_it_has(synthetic_build: Pat
     assert [c["config_name"] for c in header["configs"]] == ["clips"]
     assert header["configs"][0]["default"] is True
     assert "source: synthetic" in text  # the saved config is quoted
+
+
+def test_a_column_null_in_the_first_rows_loads_through_the_cards_features(
+    published: Path, tmp_path: Path
+) -> None:
+    """Loaders infer types from the first few rows; the card types every manifest column, so
+    a crop set only on a later clip still loads, through the card and through `webdataset`."""
+    out = tmp_path / "out"
+    shutil.copytree(published, out, ignore=shutil.ignore_patterns("*-000001.*", "*-000002.*"))
+    shard = out / "shards" / "clips-000000.tar"
+    samples = [
+        {"__key__": key, **members}
+        for clip_shard in sorted(published.glob("shards/clips-*.tar"))
+        for key, members in iter_samples(clip_shard)
+    ]
+    last = json.loads(samples[-1]["json"])
+    samples[-1]["json"] = json.dumps({**last, "crop_x": 8, "crop_width": 200}).encode()
+    assert all(json.loads(s["json"])["crop_x"] is None for s in samples[:-1])
+    with open(shard, "wb") as fh:
+        write_samples(fh, samples)
+    rows = datasets.load_dataset(str(out), "clips", split="train", cache_dir=str(tmp_path / "a"))
+    crops = rows.select_columns(["json"])["json"]
+    assert len(crops) == len(samples) and crops[-1]["crop_x"] == 8
+    features = datasets.load_dataset_builder(str(out), "clips").info.features
+    rows = datasets.load_dataset(
+        "webdataset", data_files={"train": [str(shard)]}, features=features, split="train",
+        cache_dir=str(tmp_path / "b"),
+    )  # fmt: skip
+    assert rows.select_columns(["json"])[len(samples) - 1]["json"]["crop_width"] == 200

@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from timelapse_d import __version__
@@ -68,6 +70,9 @@ def card_text(out: Path) -> str:
         "task_categories": ["image-to-video"],
         "tags": ["timelapse", "video", "landscape", "webdataset"],
         "size_categories": [_size_category(len(kept))],
+        "dataset_info": [{"config_name": "clips", "features": clip_features(out)}]
+        if present and present[0][0] == "clips"
+        else [],
         "configs": [
             {
                 "config_name": name,
@@ -145,11 +150,13 @@ def card_text(out: Path) -> str:
         "## How to load",
         "",
         "```python",
-        "from datasets import load_dataset",
+        "from datasets import load_dataset, load_dataset_builder",
         "",
         'clips = load_dataset("PATH/TO/THIS/FOLDER", "clips", split="train")  # or "frames", ...',
+        "# the webdataset loader infers types from the first rows: give it the card's",
+        'features = load_dataset_builder("PATH/TO/THIS/FOLDER", "clips").info.features',
         'clips = load_dataset("webdataset", data_files={"train": "shards/clips-*.tar"}, '
-        'split="train")',
+        'features=features, split="train")',
         "```",
         "",
         "Each row has `__key__` (the clip id), `mp4` and `json` (decoding `mp4` into frames "
@@ -165,6 +172,28 @@ def card_text(out: Path) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def clip_features(out: Path) -> list[dict[str, Any]]:
+    """The `clips` configuration's features in the card's YAML form: `json` typed column by
+    column from manifest.parquet (inferring them from the first rows, as loaders do, fails on
+    a column that is null there and set further on), `mp4` a video."""
+    columns = []
+    for column in pq.read_schema(out / "manifest.parquet"):
+        if pa.types.is_list(column.type):
+            columns.append({"name": column.name, "list": _dtype(column.type.value_type)})
+        else:
+            columns.append({"name": column.name, "dtype": _dtype(column.type)})
+    return [
+        {"name": "json", "struct": columns},
+        {"name": "mp4", "dtype": "video"},
+        {"name": "__key__", "dtype": "string"},
+        {"name": "__url__", "dtype": "string"},
+    ]
+
+
+def _dtype(kind: pa.DataType) -> str:
+    return {pa.bool_(): "bool", pa.int64(): "int64", pa.float64(): "float64"}.get(kind, "string")
 
 
 def _size_category(count: int) -> str:
