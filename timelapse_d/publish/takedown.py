@@ -14,6 +14,7 @@ Later builds and `tld rehydrate` skip recorded videos (:func:`blocked`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from timelapse_d.runs import RunDir, write_atomic, write_json
 from timelapse_d.sources.remote import Acquired, write_attribution
 from timelapse_d.tars import write_samples
 
+LOG = logging.getLogger("timelapse_d")
 TAKEDOWNS = "takedowns.parquet"
 KINDS = ("video", "owner", "url")
 TAKEDOWN_SCHEMA = pa.schema(
@@ -155,10 +157,16 @@ def takedown(out: Path, requests: list[Request]) -> TakedownReport:
         raise ConfigError(f"{out / 'manifest.parquet'} is missing: nothing to take down")
     run = RunDir(out)
     with run.exclusive():
-        report = TakedownReport()
-        _record(out, requests, report)
-        _apply(out, run, report)
-        return report
+        handler = run.start_logging()
+        try:
+            report = TakedownReport()
+            _record(out, requests, report)
+            _apply(out, run, report)
+            LOG.info("%s", report.text())
+            return report
+        finally:
+            LOG.removeHandler(handler)
+            handler.close()
 
 
 def _record(out: Path, requests: list[Request], report: TakedownReport) -> None:
