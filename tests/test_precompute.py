@@ -50,7 +50,7 @@ def test_every_field_shard_lines_up_with_its_clip_shard(fields_build: Path) -> N
             meta = json.loads(sample["frames"]["json"])
             expected = -(-row["num_frames"] // 4)
             assert meta["indices"] == list(range(0, row["num_frames"], 4))
-            assert set(sample["frames"]) == {"json", "frames.jpg"}
+            assert set(sample["frames"]) == {"json", "frames.npz"}
             assert decode_frames(sample["frames"]).shape == (expected, 256, 256, 3)
             assert decode_flow(sample["flow"]).shape == (expected - 1, 2, 256, 256)
             groups = decode_masks(sample["mask"])["groups"]

@@ -22,7 +22,7 @@ datasets = pytest.importorskip("datasets")
 pytestmark = pytest.mark.slow
 MEMBERS = {
     "clips": {"json", "mp4"},
-    "frames": {"frames.jpg", "json", "sha256"},
+    "frames": {"frames.npz", "json", "sha256"},
     "flow": {"flow.npz", "json", "sha256"},
     "masks": {"mask.npz", "json", "sha256"},
 }
@@ -78,11 +78,13 @@ def test_folder_loads_through_the_card(published: Path, tmp_path: Path, config: 
     if config == "frames":
         sample = rows[0]
         meta = sample["json"]
-        grid = sample["frames.jpg"]  # a PIL image: the contact sheet of the sampled frames
-        assert grid.size[0] == meta["columns"] * meta["size"]
-        shard = published / "shards" / Path(sample["__url__"]).name
-        stored = dict(iter_samples(shard))[sample["__key__"]]
-        assert decode_frames(stored).shape[0] == len(meta["indices"])
+        arrays = sample["frames.npz"]  # the JPEGs end to end and where each starts
+        assert len(arrays["offsets"]) == len(meta["indices"]) + 1
+        assert arrays["offsets"][-1] == len(arrays["jpeg"])
+        stored = dict(iter_samples(Path(sample["__url__"])))[sample["__key__"]]
+        frames = decode_frames(stored)
+        assert frames.shape == (len(meta["indices"]), meta["size"], meta["size"], 3)
+        assert (decode_frames(stored, [2, 1]) == frames[[2, 1]]).all()
 
 
 def test_default_configuration_is_the_clips(published: Path, tmp_path: Path) -> None:

@@ -86,8 +86,7 @@ def training_pair(
     if len(flows) == 0:
         return None
     j = rng.randrange(len(flows))
-    frames = decode_frames(joined["frames"])
-    image_t, image_t1 = _to_unit(frames[j]), _to_unit(frames[j + 1])
+    image_t, image_t1 = (_to_unit(f) for f in decode_frames(joined["frames"], (j, j + 1)))
     if min_change > 0 and np.abs(image_t1 - image_t).mean() < min_change:
         return None
     groups = decode_masks(joined["mask"])["groups"][j]

@@ -26,7 +26,7 @@ from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.fields import (
     CLIPS,
     FIELDS,
-    FRAMES_LAYOUT,
+    FRAMES_MEMBER,
     encode_flow,
     encode_frames,
     encode_masks,
@@ -82,7 +82,7 @@ class PrecomputeOptions:
         for volatile in ("batch", "device"):
             settings.pop(volatile)
         if self.field == "frames":  # shards of an earlier layout are rewritten
-            settings["layout"] = FRAMES_LAYOUT
+            settings["layout"] = FRAMES_MEMBER
         return settings
 
 

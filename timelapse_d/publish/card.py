@@ -31,7 +31,7 @@ CONFIGS = (
     (
         "frames",
         "frames",
-        "`frames.jpg`: the sampled frames (every 4th, 256x256) as one grid image; `json`",
+        "`frames.npz`: the sampled frames (every 4th, 256x256) as JPEGs end to end; `json`",
     ),
     ("flow", "flow", "`flow.npz`: backward optical flow per sampled pair, int16 at 1/32 px"),
     ("masks", "mask", "`mask.npz`: six region groups per sampled frame"),
