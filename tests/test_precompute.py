@@ -19,7 +19,7 @@ from timelapse_d.precompute.fields import (
     FIELDS,
     FieldMismatch,
     decode_flow,
-    decode_frame,
+    decode_frames,
     decode_masks,
     field_shard,
     iter_joined,
@@ -50,8 +50,8 @@ def test_every_field_shard_lines_up_with_its_clip_shard(fields_build: Path) -> N
             meta = json.loads(sample["frames"]["json"])
             expected = -(-row["num_frames"] // 4)
             assert meta["indices"] == list(range(0, row["num_frames"], 4))
-            frames = [decode_frame(sample["frames"][f"{j:03d}.jpg"]) for j in range(expected)]
-            assert all(f.shape == (256, 256, 3) for f in frames)
+            assert set(sample["frames"]) == {"json", "frames.npz"}
+            assert decode_frames(sample["frames"]).shape == (expected, 256, 256, 3)
             assert decode_flow(sample["flow"]).shape == (expected - 1, 2, 256, 256)
             groups = decode_masks(sample["mask"])["groups"]
             assert groups.shape == (expected, 256, 256) and groups.max() < len(GROUP_NAMES)
@@ -67,9 +67,9 @@ def test_stored_backward_flow_warps_each_sampled_frame_onto_the_next(fields_buil
     for sample in iter_joined(clip_shards(fields_build)[0]):
         flows = decode_flow(sample["flow"])
         groups = decode_masks(sample["mask"])["groups"]
+        frames = decode_frames(sample["frames"]).astype(np.float32)
         for j in range(0, len(flows), 3):
-            a = decode_frame(sample["frames"][f"{j:03d}.jpg"]).astype(np.float32)
-            b = decode_frame(sample["frames"][f"{j + 1:03d}.jpg"]).astype(np.float32)
+            a, b = frames[j], frames[j + 1]
             flow = flows[j].transpose(1, 2, 0)
             moving = np.linalg.norm(flow, axis=-1) > 1.0
             moving &= cv2.erode((groups[j] == groups[j + 1]).astype(np.uint8), None).astype(bool)

@@ -736,6 +736,48 @@ def split_command(out: Path, test_fraction: float, seed: int) -> None:
 
 
 @cli.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Default: OUT/report.html")
+def report(out: Path, output: Path | None) -> None:
+    """Write a self-contained HTML page of what the build in OUT kept, rejected and why."""
+    from timelapse_d.publish.report import write_report
+
+    click.echo(str(write_report(out, output)))
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--video", "videos", multiple=True, help="A source video id (repeatable).")
+@click.option("--owner", "owners", multiple=True, help="An owner's name or id (repeatable).")
+@click.option("--url", "urls", multiple=True, help="A source or page URL (repeatable).")
+@click.option(
+    "--file",
+    "list_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A list: one `video ID`, `owner NAME` or `url URL` per line.",
+)
+def takedown(
+    out: Path,
+    videos: tuple[str, ...],
+    owners: tuple[str, ...],
+    urls: tuple[str, ...],
+    list_file: Path | None,
+) -> None:
+    """Remove every clip of the named source videos from OUT (shards, field shards, manifests,
+    previews, report) and record the request in OUT/takedowns.parquet so no later build or
+    rehydrate brings them back. Re-running completes an interrupted takedown."""
+    from timelapse_d.publish.takedown import Request, parse_list
+    from timelapse_d.publish.takedown import takedown as run_takedown
+
+    named = (("video", videos), ("owner", owners), ("url", urls))
+    requests = [Request(kind, value) for kind, values in named for value in values]
+    requests += parse_list(list_file) if list_file else []
+    if not requests:
+        raise ConfigError("name what to take down: --video, --owner, --url or --file")
+    click.echo(run_takedown(out, requests).text())
+
+
+@cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""
     from timelapse_d.manifest import schema_markdown

@@ -19,6 +19,8 @@ from timelapse_d.annotation.split import carry_split
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.executors import Task, TaskFailure, run_tasks
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
+from timelapse_d.publish.card import write_card
+from timelapse_d.publish.takedown import without_taken_down
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, SourceVideo
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, read_json, write_json
@@ -178,7 +180,7 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
     try:
         run.summary_path.unlink(missing_ok=True)
         run.save_config(config.to_dict())
-        acquired = acquire(config, out, run)
+        acquired = without_taken_down(acquire(config, out, run), out)
         videos = acquired.videos
         LOG.info("build: %d source videos from %s", len(videos), config.source)
         results, video_keys = run_analyze(videos, config, run)
@@ -211,6 +213,7 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
         summary = summarize(out, finished=True)
         write_json(run.summary_path, dataclasses.asdict(summary))
+        write_card(out)
         return summary
     finally:
         logging.getLogger("timelapse_d").removeHandler(handler)

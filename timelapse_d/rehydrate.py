@@ -40,6 +40,7 @@ from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
 from timelapse_d.pipeline import apply_encoding, run_encode, run_shard
+from timelapse_d.publish.takedown import without_taken_down_clips
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
@@ -92,7 +93,7 @@ def rehydrate(manifest: Path, out: Path, config: BuildConfig) -> Summary:
     which must be those of the published build for the clips to come out the same.
     """
     encode.require_ffmpeg()
-    published = read_published(Path(manifest))
+    published = without_taken_down_clips(read_published(Path(manifest)), out, Path(manifest).parent)
     run = RunDir(out)
     with run.exclusive():
         handler = run.start_logging()

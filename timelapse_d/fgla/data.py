@@ -30,7 +30,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from timelapse_d.precompute.fields import (
     FieldMismatch,
     decode_flow,
-    decode_frame,
+    decode_frames,
     decode_masks,
     field_shard,
     iter_joined,
@@ -86,9 +86,7 @@ def training_pair(
     if len(flows) == 0:
         return None
     j = rng.randrange(len(flows))
-    frames = joined["frames"]
-    image_t = _to_unit(decode_frame(frames[f"{j:03d}.jpg"]))
-    image_t1 = _to_unit(decode_frame(frames[f"{j + 1:03d}.jpg"]))
+    image_t, image_t1 = (_to_unit(f) for f in decode_frames(joined["frames"], (j, j + 1)))
     if min_change > 0 and np.abs(image_t1 - image_t).mean() < min_change:
         return None
     groups = decode_masks(joined["mask"])["groups"][j]

@@ -49,7 +49,7 @@ from timelapse_d.metrics.frechet import RunningGaussian, frechet_distance
 from timelapse_d.metrics.i3d import FEATURES as I3D_FEATURES
 from timelapse_d.metrics.inception import FEATURES as INCEPTION_FEATURES
 from timelapse_d.metrics.pixels import score_video
-from timelapse_d.precompute.fields import decode_flow, decode_frame, decode_masks, iter_joined
+from timelapse_d.precompute.fields import decode_flow, decode_frames, decode_masks, iter_joined
 from timelapse_d.runs import write_atomic
 from timelapse_d.segment.groups import group_masks
 
@@ -179,11 +179,9 @@ def _iter_clips(data: Path, wanted: set[str] | None) -> Iterator[TestClip]:
         for joined in iter_joined(shard):
             if wanted is not None and joined["__key__"] not in wanted:
                 continue
-            frames = joined["frames"]
-            names = sorted(name for name in frames if name.endswith(".jpg"))
             yield TestClip(
                 key=joined["__key__"],
-                frames=np.stack([decode_frame(frames[name]) for name in names]),
+                frames=decode_frames(joined["frames"]),
                 groups=decode_masks(joined["mask"])["groups"],
                 flow=decode_flow(joined["flow"]),
             )

@@ -26,6 +26,7 @@ from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.fields import (
     CLIPS,
     FIELDS,
+    FRAMES_MEMBER,
     encode_flow,
     encode_frames,
     encode_masks,
@@ -34,6 +35,7 @@ from timelapse_d.precompute.fields import (
     write_field_shard,
 )
 from timelapse_d.precompute.sampling import Sampling, sample_clip
+from timelapse_d.publish.card import write_card
 from timelapse_d.runs import RunDir
 from timelapse_d.torch_runtime import PRECISIONS
 
@@ -79,6 +81,8 @@ class PrecomputeOptions:
         settings = dataclasses.asdict(self)
         for volatile in ("batch", "device"):
             settings.pop(volatile)
+        if self.field == "frames":  # shards of an earlier layout are rewritten
+            settings["layout"] = FRAMES_MEMBER
         return settings
 
 
@@ -139,6 +143,8 @@ def precompute(out: Path, options: PrecomputeOptions) -> PrecomputeReport:
             report.seconds += elapsed
             report.bytes_written += stats["bytes"]
             LOG.info("%s: %s, %d clips in %.1f s", stage, target.name, clips, elapsed)
+        if (out / "manifest.parquet").is_file():
+            write_card(out)  # its configurations list the field shards now present
     return report
 
 

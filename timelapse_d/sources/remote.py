@@ -8,6 +8,7 @@ page, dates, tags, place) and file facts, failed ones with the error class and m
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
     from timelapse_d.acquire.checks import check_download, check_flickr, check_youtube
     from timelapse_d.acquire.download import download_all
     from timelapse_d.acquire.provenance import to_source_videos
+    from timelapse_d.publish.takedown import blocklist
 
     state = run.stage_dir("acquire")
     check_download(config.download)
@@ -71,6 +73,8 @@ def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
             raise ConfigError("--source urls needs --input FILE (a text or Parquet URL list)")
         candidates = read_url_list(Path(config.input).expanduser())
     folder = out / "sources" / config.source
+    is_blocked = blocklist(out)  # videos `tld takedown` took out are never fetched again
+    candidates = [c for c in candidates if not is_blocked(dataclasses.asdict(c.meta))]
     report = download_all(candidates, config.download, folder, state)
     for failure in report.crashed:
         run.record_failure("acquire", failure.name, f"{failure.error}\n\n{failure.traceback}")
