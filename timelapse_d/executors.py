@@ -3,12 +3,20 @@
 A task is a picklable callable with its arguments. The runner never lets one task's unexpected
 exception stop the others: it is returned as a :class:`TaskFailure` carrying the traceback, and
 the stage records it (no completion marker) so `tld status` shows it and a re-run retries it.
+A failure of the machine (:class:`timelapse_d.runs.HostError`, or an OSError such as a full
+disk) is no task's failure: it stops the run.
+
+Pool workers die with the command: they ignore SIGINT (the parent stops them), the parent
+terminates them when it stops early, and Linux sends them SIGTERM when their parent exits.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
 import sys
 import time
 import traceback
@@ -19,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
+
+from timelapse_d.runs import HOST_ERRNOS, HostError
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -44,8 +54,40 @@ class TaskFailure:
 def _call(task: Task) -> Any:
     try:
         return task.fn(*task.args)
+    except HostError:
+        raise
+    except OSError as exc:
+        if exc.errno in HOST_ERRNOS:
+            raise HostError(f"{task.name}: {exc}") from None
+        return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - every task failure is reported, none stops the run
         return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Have Linux send `sig` to this process when its parent exits (no-op elsewhere).
+
+    Also usable as a subprocess `preexec_fn`, so helper programs do not outlive their caller.
+    """
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent exited before the request took effect
+        os._exit(1)
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGTERM)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes now (an interrupt or a failure of the machine)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:
@@ -76,7 +118,8 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
     as failures and the caller starts a fresh pool for the rest of the queue.
     """
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    try:
         pending: dict[Future[Any], Task] = {}
         while queue or pending:
             while queue and len(pending) < 2 * workers:
@@ -92,6 +135,11 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
                         yield lost, TaskFailure(lost.name, f"worker process died: {exc}", "")
                     return
                 yield task, result
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown()
 
 
 def run_tasks(tasks: Sequence[Task], workers: int, desc: str) -> Iterator[tuple[Task, Any]]:
