@@ -6,8 +6,9 @@ the stage records it (no completion marker) so `tld status` shows it and a re-ru
 A failure of the machine (:class:`timelapse_d.runs.HostError`, or an OSError such as a full
 disk) is no task's failure: it stops the run.
 
-Pool workers die with the command: they ignore SIGINT (the parent stops them), the parent
-terminates them when it stops early, and Linux sends them SIGTERM when their parent exits.
+Pool workers die with the command: they ignore SIGINT (the command stops them), the command
+terminates them when it stops early, and each exits by itself when the command's process ends
+(killed with SIGKILL, say); the forkserver then exits as its last worker does.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -78,9 +81,25 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         os._exit(1)
 
 
-def _init_worker() -> None:
+def _exit_when_gone(pid: int) -> None:
+    """Block until process `pid` ends, then end this process (children get SIGKILL through
+    `die_with_parent`)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): poll
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+    select.select([handle], [], [])
+    os._exit(1)
+
+
+def _init_worker(command_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(signal.SIGTERM)
+    threading.Thread(target=_exit_when_gone, args=(command_pid,), daemon=True).start()
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -118,7 +137,9 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
     as failures and the caller starts a fresh pool for the rest of the queue.
     """
     context = multiprocessing.get_context("forkserver")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+    )
     try:
         pending: dict[Future[Any], Task] = {}
         while queue or pending:
