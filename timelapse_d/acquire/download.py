@@ -352,9 +352,10 @@ def _fetch(candidate: Candidate, config: DownloadConfig, incoming: Path) -> _Fet
     downloads = info.get("requested_downloads") or []
     if not downloads:
         raise AcquireError("unsupported", "yt-dlp chose no file to download")
-    path = Path(downloads[0]["filepath"])
-    if not path.exists():  # yt-dlp skips a file announced larger than max_filesize
+    filepath = downloads[0].get("filepath")
+    if not filepath or not Path(filepath).exists():  # skipped: announced over max_filesize
         raise _too_large(cap)
+    path = Path(filepath)
     try:
         probe = verify_video(path, announced.get("bytes"))
     except AcquireError:
