@@ -74,6 +74,11 @@ def test_ffmpeg_failing_to_write_is_a_host_error_even_when_it_exits_zero() -> No
         _run_ffmpeg([*command, "-f", "mpegts", "/dev/full"])
 
 
+def test_a_killed_ffmpeg_is_a_host_error() -> None:
+    with pytest.raises(HostError, match="killed by signal 9"):
+        _run_ffmpeg(["sh", "-c", "kill -9 $$"])
+
+
 def test_a_stage_does_not_start_below_the_free_space_margin(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = tld(*build_command(source, out, min_free_mb=str(10**12)))

@@ -100,6 +100,7 @@ def test_damaged_markers_and_manifest_are_redone(source: Path, built: Path, copy
     markers[0].write_bytes(b"\xff\x00 not json")
     markers[1].write_text("[1, 2]")
     (copy / "manifest.parquet").write_bytes(b"PAR1 damaged")
+    assert "is not a readable Parquet file" in _one_line_error(tld("status", str(copy)))
     result = tld(*build_command(source, copy))
     assert result.returncode == 0, result.stderr
     assert snapshot(copy) == snapshot(built)
