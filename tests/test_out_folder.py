@@ -95,6 +95,26 @@ def test_a_rerun_redoes_outputs_removed_after_the_build(
     assert snapshot(copy) == expected
 
 
+def test_generated_sources_removed_after_the_build_are_generated_again(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    sets = [
+        "--set=synthetic.num_videos=1",
+        "--set=synthetic.width=128",
+        "--set=synthetic.height=72",
+    ]
+    command = ["build", "--source", "synthetic", "--out", str(out), "--set=min_free_mb=0", *sets]
+    assert tld(*command).returncode == 0
+    expected = pq.read_table(out / "manifest.parquet").to_pylist()
+    shutil.rmtree(out / "sources")
+    result = tld(*command)
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out / "manifest.parquet").to_pylist() == expected
+    bad = tld(
+        "build", "--source", "synthetic", "--out", str(tmp_path / "o"), "--set=synthetic.width=63"
+    )
+    assert "synthetic: width and height must be even" in _one_line_error(bad)
+
+
 def test_damaged_markers_and_manifest_are_redone(source: Path, built: Path, copy: Path) -> None:
     markers = sorted((copy / "run" / "encode").glob("*.done.json"))
     markers[0].write_bytes(b"\xff\x00 not json")
