@@ -2,7 +2,7 @@
 
 Every key is a dotted path into :class:`BuildConfig` (``filter.min_height``). Unknown keys and
 values of the wrong type fail at start with the list of valid keys, never later in a worker, and
-so do empty values of keys that need one, NaN, infinite and negative numbers. A recipe is at
+so do empty values of keys that need one, NaN and infinite numbers. A recipe is at
 most 64 KiB of YAML without aliases (``&a``/``*a``), so reading one costs nothing.
 """
 
@@ -201,8 +201,8 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
     if _is_empty(value) and not _is_empty(current):
         raise ConfigError(f"{key} needs a value (got {value!r}); leave it out for the default")
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and (not math.isfinite(value) or value < 0):
-        raise ConfigError(f"{key} must be a finite number, not negative: got {value!r}")
+    if number and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
     if current is None or value is None:
         return value
     kind = type(current)
