@@ -59,11 +59,9 @@ def _call(task: Task) -> Any:
         return task.fn(*task.args)
     except HostError:
         raise
-    except OSError as exc:
-        if exc.errno in HOST_ERRNOS:
-            raise HostError(f"{task.name}: {exc}") from None
-        return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - every task failure is reported, none stops the run
+        if isinstance(exc, OSError) and exc.errno in HOST_ERRNOS:
+            raise HostError(f"{task.name}: {exc}") from None
         return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
