@@ -14,7 +14,7 @@ import click
 from timelapse_d import __version__
 from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import ConfigError, parse_set, resolve_config
-from timelapse_d.runs import HOST_ERRNOS, HostError, RunDir
+from timelapse_d.runs import HostError, RunDir, is_host_failure
 from timelapse_d.sources import SOURCES
 
 if TYPE_CHECKING:
@@ -766,7 +766,7 @@ def main() -> None:
         click.echo("interrupted: re-run the same command to resume", err=True)
         sys.exit(143 if isinstance(exc.__cause__, _Terminated) else 130)
     except (HostError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in HOST_ERRNOS:
+        if not is_host_failure(exc):
             raise
         click.echo(f"error: {exc}; finished work is kept: re-run the same command", err=True)
         sys.exit(3)

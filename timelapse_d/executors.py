@@ -31,7 +31,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from timelapse_d.runs import HOST_ERRNOS, HostError
+from timelapse_d.runs import HostError, is_host_failure
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -57,10 +57,10 @@ class TaskFailure:
 def _call(task: Task) -> Any:
     try:
         return task.fn(*task.args)
-    except HostError:
-        raise
     except Exception as exc:  # noqa: BLE001 - every task failure is reported, none stops the run
-        if isinstance(exc, OSError) and exc.errno in HOST_ERRNOS:
+        if isinstance(exc, HostError):
+            raise
+        if is_host_failure(exc):
             raise HostError(f"{task.name}: {exc}") from None
         return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 

@@ -59,6 +59,14 @@ def host_error_text(text: str | None) -> bool:
     return bool(text) and any(os.strerror(code) in text for code in HOST_ERRNOS)
 
 
+def is_host_failure(exc: BaseException) -> bool:
+    """HostError, or an OSError of the machine (by errno, or by message where a library such
+    as pyarrow leaves the errno out)."""
+    if isinstance(exc, HostError):
+        return True
+    return isinstance(exc, OSError) and (exc.errno in HOST_ERRNOS or host_error_text(str(exc)))
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
