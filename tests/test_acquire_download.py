@@ -151,3 +151,51 @@ def test_playlist_listing_expands_into_videos(host: VideoHost, tmp_path: Path) -
     assert [h.path for h in host.hits()] == ["/feed.xml"]  # flat: no video page read
     report = download_all(found[:1], FAST, tmp_path / "out", tmp_path / "state")
     assert report.records[0].ok and report.records[0].title == "Clip a"
+
+
+TOO_LARGE = "larger than download.max_bytes"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_class", "message"),
+    [
+        (Fault(endless=True, after=1), "unsupported", TOO_LARGE),
+        (Fault(announce_bytes=10 * 2**30, after=1), "unsupported", TOO_LARGE),
+        (Fault(drip_s=0.2, after=1), "network", "took longer than download.attempt_timeout_s"),
+    ],
+)
+def test_a_download_is_bounded_in_size_and_time(
+    host: VideoHost, tmp_path: Path, fault: Fault, error_class: str, message: str
+) -> None:
+    """An endless body, a 10 GiB Content-Length and a drip each end the attempt early."""
+    host.faults["/v/a.mp4"] = fault
+    candidates = read_url_list(url_list(host, tmp_path))[:1]
+    config = DownloadConfig(
+        workers=1,
+        max_bytes=2_000_000,
+        attempt_timeout_s=2.0,
+        retry=RetryConfig(attempts=1),
+    )
+    (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+    assert (record.error_class, record.ok) == (error_class, False)
+    assert message in record.error_message
+    kept = [p.stat().st_size for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert sum(kept) <= 2_000_000 + 1_048_576  # what passed the cap by one block at most
+
+
+def test_the_default_byte_cap_follows_max_height() -> None:
+    assert DownloadConfig().byte_cap() == 2 * 2**30
+    assert DownloadConfig(max_height=2160).byte_cap() == 8 * 2**30
+    assert DownloadConfig(max_height=720, max_bytes=5).byte_cap() == 5
+
+
+def test_a_verified_file_removed_after_its_record_is_fetched_again(
+    host: VideoHost, tmp_path: Path
+) -> None:
+    candidates = read_url_list(url_list(host, tmp_path))[:1]
+    out, state = tmp_path / "out", tmp_path / "state"
+    (first,) = download_all(candidates, FAST, out, state).records
+    (out / first.path).unlink()
+    (again,) = download_all(candidates, FAST, out, state).records
+    assert again.ok and (out / again.path).stat().st_size == first.bytes
+    assert len([h for h in host.hits(GOOD[0]) if h.status == 200]) >= 2

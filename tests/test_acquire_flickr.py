@@ -146,20 +146,24 @@ def test_api_rate_limit_holds_at_the_server_retries_included(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_download_rate_limit_is_shared_by_worker_processes(tmp_path: Path) -> None:
-    """Three worker processes under one limit of 3 download starts per second: the host sees
-    at most 3 starts (one request to a video's play URL each, retries included) per second."""
+    """Three worker processes under one limit of 3 download starts per second share one bucket:
+    however the machine schedules them, the starts (requests to a play URL, retries included)
+    number at most the full bucket plus what it refills while the downloads run. Separate
+    buckets would allow three times that. (The host's arrival stamps are not compared: a busy
+    machine delays some requests and bunches them.)"""
     calls, period = 3, 1.0
-    with stand_in(catalogue(6), failure_rate=0.2, seed=2) as server:
-        found = search_flickr(flickr_config(server), tmp_path / "state", CREDENTIALS)
+    with stand_in(catalogue(12), failure_rate=0.2, seed=2) as server:
+        found = search_flickr(flickr_config(server, result_cap=20), tmp_path / "state", CREDENTIALS)
         config = DownloadConfig(
             max_height=720, workers=3, calls_per_period=calls, period_s=period, retry=FAST_RETRY
         )
+        started = time.monotonic()
         report = download_all(found, config, tmp_path / "out", tmp_path / "state")
+        elapsed = time.monotonic() - started
         starts = [h for h in server.hits() if h.path.startswith("/play/")]
-        most = server.max_in_window(period, "/play/")
-    assert report.counts() == {"ok": len(found)} and len(found) == 5
-    assert len(starts) > calls + 1  # enough starts for the limit to matter
-    assert most <= calls
+    assert report.counts() == {"ok": len(found)} and len(found) == 9
+    assert len(starts) > 2 * calls  # enough starts for the limit to matter
+    assert len(starts) <= 1 + (calls - 1) / period * elapsed
 
 
 def test_keys_never_reach_files_or_logs(tmp_path: Path, monkeypatch, caplog) -> None:

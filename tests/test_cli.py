@@ -62,7 +62,7 @@ def test_a_second_build_on_the_same_directory_is_refused(tmp_path: Path) -> None
     with open(out / "run" / "lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         result = tld("build", "--out", str(out))
-    assert result.returncode == 2 and "another build is running" in result.stderr
+    assert result.returncode == 2 and "another tld command is writing" in result.stderr
 
 
 def test_status_of_an_empty_run_says_incomplete(tmp_path: Path) -> None:

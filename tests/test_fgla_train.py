@@ -74,18 +74,27 @@ def test_loss_falls_and_runs_are_not_overwritten(fields_build: Path, tmp_path: P
         train(config, TrainOptions(fields_build, tmp_path / "none", steps=1, resume=True))
 
 
-def _ddp_rank(rank: int, port: int, data: Path, out: Path, results: Any) -> None:
-    """One process of a 2-process gloo run (spawned: module-level)."""
+def _ddp_rank(rank: int, port: int, data: Path, out: Path, results: Any, rank1_closed: Any) -> None:
+    """One process of a 2-process gloo run (spawned: module-level).
+
+    The ranks leave in order, whatever the machine's load: both wait at a barrier, rank 1
+    closes its side of the group first, and rank 0 (which hosts the group's store) closes and
+    exits last. A rank that closed or exited while the other still used the group aborted it
+    ("terminate called without an active exception").
+    """
     os.environ.update(
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(1)
-    try:
-        rows = train(load_fgla_config(overrides=SMALL), TrainOptions(data, out, steps=2))
-        results.put((rank, [key for row in rows for key in row["keys"]], len(rows)))
-    finally:
-        dist.destroy_process_group()
+    rows = train(load_fgla_config(overrides=SMALL), TrainOptions(data, out, steps=2))
+    results.put((rank, [key for row in rows for key in row["keys"]], len(rows)))
+    dist.barrier()
+    if rank == 0:
+        rank1_closed.wait(timeout=300)
+    dist.destroy_process_group()
+    if rank == 1:
+        rank1_closed.set()
 
 
 @pytest.mark.slow
@@ -94,9 +103,11 @@ def test_two_process_gloo_run_trains_on_disjoint_data(fields_build: Path, tmp_pa
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     context = mp.get_context("spawn")
-    results = context.SimpleQueue()
+    results, rank1_closed = context.SimpleQueue(), context.Event()
     workers = [
-        context.Process(target=_ddp_rank, args=(r, port, fields_build, tmp_path, results))
+        context.Process(
+            target=_ddp_rank, args=(r, port, fields_build, tmp_path, results, rank1_closed)
+        )
         for r in (0, 1)
     ]
     for worker in workers:

@@ -167,7 +167,7 @@ def test_rerun_skips_done_shards_and_redoes_a_removed_one(
     shards = clip_shards(out)
     removed = shards[1].with_name(shards[1].name.replace("clips", "mask"))
     removed.unlink()
-    leftover = removed.with_name(f".{removed.name}.x.part")
+    leftover = removed.with_name(f".{removed.name}.x.tld-part")
     leftover.write_bytes(b"half")
     report = precompute(out, PrecomputeOptions("mask", "truth"))
     assert (report.shards_done, report.shards_skipped) == (1, len(shards) - 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 from timelapse_d import __version__
 from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import ConfigError, parse_set, resolve_config
+from timelapse_d.runs import HostError, RunDir, is_host_failure
 from timelapse_d.sources import SOURCES
 
 if TYPE_CHECKING:
@@ -158,6 +160,8 @@ def status(out: Path) -> None:
     """Summary of a finished or interrupted build in OUT."""
     from timelapse_d.report import summarize
 
+    if not (out / "run").is_dir():
+        raise ConfigError(f"{out} is not a build folder (no run/): give the --out of a build")
     click.echo(summarize(out).text())
 
 
@@ -227,7 +231,8 @@ def attribution(out: Path, output: Path | None, every_download: bool) -> None:
     """Write the attribution list a release must ship (authors, pages, licences)."""
     from timelapse_d.sources.remote import write_attribution
 
-    click.echo(str(write_attribution(out, output, every_download)))
+    with RunDir(out).exclusive():
+        click.echo(str(write_attribution(out, output, every_download)))
 
 
 @cli.command()
@@ -361,6 +366,8 @@ def train(
     from timelapse_d.fgla.train import TrainOptions
     from timelapse_d.fgla.train import train as run_train
 
+    if not any((data / "shards").glob("clips-*.tar")):
+        raise ConfigError(f"{data} has no shards (shards/clips-*.tar): give the --out of a build")
     config = load_fgla_config(config_path, parse_set(list(sets)))
     options = TrainOptions(data, out, steps, resume, device, seed, workers, checkpoint_every)
     rows = run_train(config, options)
@@ -627,8 +634,9 @@ def annotate_push(
     the automatic decision as pre-annotation; re-running never duplicates tasks."""
     from timelapse_d.annotation.push import push
 
-    studio = _studio(**connection)
-    summary = push(out, studio, project, overlap, selection, gold_file, workers=workers)
+    with RunDir(out).exclusive():
+        studio = _studio(**connection)
+        summary = push(out, studio, project, overlap, selection, gold_file, workers=workers)
     click.echo(summary.text())
 
 
@@ -647,7 +655,9 @@ def annotate_pull(out: Path, vote: str, **connection: Any) -> None:
     re-decide the manifest; prints agreement and gold accuracy."""
     from timelapse_d.annotation.pull import pull
 
-    click.echo(pull(out, _studio(**connection), vote).text(), nl=False)
+    with RunDir(out).exclusive():
+        summary = pull(out, _studio(**connection), vote)
+    click.echo(summary.text(), nl=False)
 
 
 @annotate.command("status")
@@ -732,7 +742,8 @@ def split_command(out: Path, test_fraction: float, seed: int) -> None:
     category in the same proportion; written to the manifest's `split` column."""
     from timelapse_d.annotation.split import write_split
 
-    click.echo(write_split(out, test_fraction, seed).text())
+    with RunDir(out).exclusive():
+        click.echo(write_split(out, test_fraction, seed).text())
 
 
 @cli.command()
@@ -785,13 +796,29 @@ def schema() -> None:
     click.echo(schema_markdown(), nl=False)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as an interrupt."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main() -> None:
-    """Entry point of the `tld` script: configuration errors exit 2 with their message, a
-    source still failing after its retries exits 1 with its error class."""
+    """Entry point of the `tld` script; exit codes (README "Exit codes"): 1 an incomplete
+    build or a source failing after its retries, 2 a configuration or input error, 3 a
+    failure of the machine (disk full, I/O error), 130/143 interrupted by SIGINT/SIGTERM."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        click.echo("interrupted: re-run the same command to resume", err=True)
+        sys.exit(143 if isinstance(exc.__cause__, _Terminated) else 130)
+    except (HostError, OSError) as exc:
+        if not is_host_failure(exc):
+            raise
+        click.echo(f"error: {exc}; finished work is kept: re-run the same command", err=True)
+        sys.exit(3)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -1,7 +1,9 @@
 """Typed build configuration: defaults in code, recipes (YAML) override, `--set key=value` last.
 
 Every key is a dotted path into :class:`BuildConfig` (``filter.min_height``). Unknown keys and
-values of the wrong type fail at start with the list of valid keys, never later in a worker.
+values of the wrong type fail at start with the list of valid keys, never later in a worker, and
+so do empty values of keys that need one, NaN and infinite numbers. A recipe is at
+most 64 KiB of YAML without aliases (``&a``/``*a``), so reading one costs nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +24,25 @@ from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, YoutubeCo
 
 class ConfigError(ValueError):
     """A configuration or environment problem, reported at start with how to fix it."""
+
+
+MAX_RECIPE_BYTES = 64 * 1024
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without aliases: a handful of nested ones expands to gigabytes once walked."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            where = f"{mark.name}, line {mark.line + 1}"
+            raise ConfigError(f"YAML aliases (*name) are not accepted ({where})")
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text as Python data (safe types, no aliases)."""
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -144,6 +166,9 @@ class BuildConfig:
     source: str = "local"
     input: str | None = None
     workers: int = 1
+    # Each stage starts only with this much free space on OUT's disk (a full disk mid-stage
+    # stops the build too, recording nothing about the clips; the re-run goes on).
+    min_free_mb: int = 500
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -170,7 +195,16 @@ def valid_keys(obj: Any = None, prefix: str = "") -> list[str]:
     return keys
 
 
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list) and not value)
+
+
 def _coerce(key: str, value: Any, current: Any) -> Any:
+    if _is_empty(value) and not _is_empty(current):
+        raise ConfigError(f"{key} needs a value (got {value!r}); leave it out for the default")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
     if current is None or value is None:
         return value
     kind = type(current)
@@ -227,11 +261,14 @@ def read_yaml(path: Path, what: str) -> Any:
     """The parsed YAML file (None when empty); ConfigError naming `what` when it is missing or
     not valid YAML."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if Path(path).stat().st_size > MAX_RECIPE_BYTES:
+            raise ConfigError(f"{what} {path} is larger than {MAX_RECIPE_BYTES // 1024} KiB")
+        return parse_yaml(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{what} not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from exc
 
 
 def load_recipe(path: Path) -> dict[str, Any]:
@@ -261,7 +298,10 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            parsed[key.strip()] = parse_yaml(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: not a YAML value ({exc.problem})") from None
     return parsed
 
 

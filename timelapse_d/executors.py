@@ -3,13 +3,24 @@
 A task is a picklable callable with its arguments. The runner never lets one task's unexpected
 exception stop the others: it is returned as a :class:`TaskFailure` carrying the traceback, and
 the stage records it (no completion marker) so `tld status` shows it and a re-run retries it.
+A failure of the machine (:class:`timelapse_d.runs.HostError`, or an OSError such as a full
+disk) is no task's failure: it stops the run.
+
+Pool workers die with the command: they ignore SIGINT (the command stops them), the command
+terminates them when it stops early, and each exits by itself when the command's process ends
+(killed with SIGKILL, say); the forkserver then exits as its last worker does.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
+import select
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
+
+from timelapse_d.runs import HostError, is_host_failure
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -45,7 +58,53 @@ def _call(task: Task) -> Any:
     try:
         return task.fn(*task.args)
     except Exception as exc:  # noqa: BLE001 - every task failure is reported, none stops the run
+        if isinstance(exc, HostError):
+            raise
+        if is_host_failure(exc):
+            raise HostError(f"{task.name}: {exc}") from None
         return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Have Linux send `sig` to this process when its parent exits (no-op elsewhere).
+
+    Also usable as a subprocess `preexec_fn`, so helper programs do not outlive their caller.
+    """
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent exited before the request took effect
+        os._exit(1)
+
+
+def _exit_when_gone(pid: int) -> None:
+    """Block until process `pid` ends, then end this process (children get SIGKILL through
+    `die_with_parent`)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): poll
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+    select.select([handle], [], [])
+    os._exit(1)
+
+
+def _init_worker(command_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_gone, args=(command_pid,), daemon=True).start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes now (an interrupt or a failure of the machine)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:
@@ -76,7 +135,10 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
     as failures and the caller starts a fresh pool for the rest of the queue.
     """
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+    )
+    try:
         pending: dict[Future[Any], Task] = {}
         while queue or pending:
             while queue and len(pending) < 2 * workers:
@@ -92,6 +154,11 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
                         yield lost, TaskFailure(lost.name, f"worker process died: {exc}", "")
                     return
                 yield task, result
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown()
 
 
 def run_tasks(tasks: Sequence[Task], workers: int, desc: str) -> Iterator[tuple[Task, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from timelapse_d.config import ConfigError
 from timelapse_d.runs import write_atomic
 
 VIDEO_SCHEMA = pa.schema(
@@ -276,6 +277,17 @@ def write_table(path: Path, rows: list[dict[str, Any]], base: pa.Schema) -> None
     write_atomic(path, lambda fh: pq.write_table(table, fh))
 
 
+def read_table(path: Path, **options: Any) -> pa.Table:
+    """A Parquet table; ConfigError naming the file when it is missing or not Parquet."""
+    try:
+        return pq.read_table(path, **options)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found") from None
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path} is not a readable Parquet file ({reason})") from None
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """All rows of a Parquet table as dicts."""
-    return pq.read_table(path).to_pylist()
+    """All rows of a Parquet table as dicts (ConfigError when it cannot be read)."""
+    return read_table(path).to_pylist()

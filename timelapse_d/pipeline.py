@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,12 @@ from timelapse_d.annotation.pull import apply_labels
 from timelapse_d.annotation.split import carry_split
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.executors import Task, TaskFailure, run_tasks
-from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
+from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
 from timelapse_d.publish.card import write_card
 from timelapse_d.publish.takedown import without_taken_down
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, SourceVideo
 from timelapse_d.report import Summary, summarize
-from timelapse_d.runs import RunDir, read_json, write_json
+from timelapse_d.runs import RunDir, host_error_text, read_json, write_json
 from timelapse_d.sources import REMOTE_SOURCES, SOURCES
 from timelapse_d.sources.local import find_videos
 from timelapse_d.sources.remote import Acquired, acquire_remote
@@ -42,7 +43,7 @@ def acquire(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
     if config.source == "local":
         if not config.input:
             raise ConfigError("--source local needs --input DIR_OR_FILE")
-        return Acquired(find_videos(Path(config.input).expanduser()))
+        return Acquired(find_videos(Path(config.input).expanduser(), skip=out))
     if config.source in REMOTE_SOURCES:
         return acquire_remote(config, out, run)
     raise ConfigError(f"unknown source {config.source!r}; available: {', '.join(SOURCES)}")
@@ -64,8 +65,9 @@ def _file_identity(path: str) -> list[int]:
 
 def _analyze_task(video: SourceVideo, config: BuildConfig, run: RunDir, key: str) -> str:
     result = analyze.analyze_video(video, config.analyze)
-    write_json(run.stage_dir(analyze.STAGE) / f"{video.video_id}.json", result)
-    run.mark_done(analyze.STAGE, video.video_id, key, result["stats"])
+    path = run.stage_dir(analyze.STAGE) / f"{video.video_id}.json"
+    write_json(path, result)
+    run.mark_done(analyze.STAGE, video.video_id, key, result["stats"], [path])
     return video.video_id
 
 
@@ -97,7 +99,17 @@ def _encode_task(
     except encode.EncodeError as exc:
         out.unlink(missing_ok=True)
         outcome = {"encode_error": str(exc)}
-    run.mark_done(encode.STAGE, clip["clip_id"], key, outcome)
+    outputs = [] if "encode_error" in outcome else [out]
+    run.mark_done(encode.STAGE, clip["clip_id"], key, outcome, outputs)
+    return outcome
+
+
+def _encoded(run: RunDir, clip_id: str, key: str) -> dict[str, Any] | None:
+    """The outcome of a finished encode; None when it must run (again): not done, or recorded
+    with an error of the machine by an earlier version of the tool."""
+    outcome = run.done_stats(encode.STAGE, clip_id, key)
+    if outcome is None or host_error_text(outcome.get("encode_error")):
+        return None
     return outcome
 
 
@@ -111,16 +123,14 @@ def run_encode(
     """Encode every kept clip not done yet; return {clip_id: {'clip_bytes'|'encode_error'}}."""
     section = dataclasses.asdict(config.encode)
     keys = {c["clip_id"]: fingerprint(section, video_keys[c["video_id"]]) for c in clips}
-    todo = [c for c in clips if not run.is_done(encode.STAGE, c["clip_id"], keys[c["clip_id"]])]
+    todo = [c for c in clips if _encoded(run, c["clip_id"], keys[c["clip_id"]]) is None]
     LOG.info("encode: %d clips, %d already done", len(clips), len(clips) - len(todo))
     tasks = [
         Task(c["clip_id"], _encode_task, (c, paths[c["video_id"]], config, run, keys[c["clip_id"]]))
         for c in todo
     ]
     _collect_failures(run, encode.STAGE, run_tasks(tasks, config.workers, "encode"))
-    outcomes = {
-        c["clip_id"]: run.done_stats(encode.STAGE, c["clip_id"], keys[c["clip_id"]]) for c in clips
-    }
+    outcomes = {c["clip_id"]: _encoded(run, c["clip_id"], keys[c["clip_id"]]) for c in clips}
     return {clip_id: stats for clip_id, stats in outcomes.items() if stats is not None}
 
 
@@ -160,19 +170,46 @@ def run_shard(
     key = fingerprint(dataclasses.asdict(config.shard), kept)
     names = {row["clip_id"]: shard.shard_name(i) for i, rows in enumerate(plan) for row in rows}
     if not run.is_done(shard.STAGE, "all", key):
+        shard_dir = out / "shards"
         shard.write_shards(
-            out / "shards", plan, lambda row: run.stage_dir(encode.STAGE) / f"{row['clip_id']}.mp4"
+            shard_dir, plan, lambda row: run.stage_dir(encode.STAGE) / f"{row['clip_id']}.mp4"
         )
-        run.mark_done(shard.STAGE, "all", key, {"shards": len(plan)})
+        written = [shard_dir / shard.shard_name(i) for i in range(len(plan))]
+        written += [path.with_suffix(".parquet") for path in written]
+        run.mark_done(shard.STAGE, "all", key, {"shards": len(plan)}, written)
     return [{**c, "shard": names.get(c["clip_id"])} for c in clips]
 
 
 def build(config: BuildConfig, out: Path) -> Summary:
-    """Run the whole build into `out`; return the summary (also saved in run/summary.json)."""
+    """Run the whole build into `out`; return the summary (also saved in run/summary.json).
+
+    A build that fails before writing anything but its log and config leaves no `out`
+    behind when it created it.
+    """
     encode.require_ffmpeg()
     run = RunDir(out)
-    with run.exclusive():
-        return _build_locked(config, out, run)
+    created = not out.exists()
+    try:
+        with run.exclusive():
+            return _build_locked(config, out, run)
+    except Exception:
+        bookkeeping = {run.root / name for name in ("lock", "build.log", "config.yaml")}
+        if created and all(p in bookkeeping for p in out.rglob("*") if not p.is_dir()):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def previous_manifest(out: Path) -> Path:
+    """OUT/manifest.parquet of an earlier run; a damaged one is removed (the build rewrites it)
+    with a warning, as its `split` column cannot be carried over."""
+    path = out / "manifest.parquet"
+    if path.exists():
+        try:
+            read_rows(path)
+        except ConfigError as exc:
+            LOG.warning("%s; writing a new one", exc)
+            path.unlink()
+    return path
 
 
 def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
@@ -180,9 +217,11 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
     try:
         run.summary_path.unlink(missing_ok=True)
         run.save_config(config.to_dict())
+        run.check_space(config.min_free_mb, "acquire")
         acquired = without_taken_down(acquire(config, out, run), out)
         videos = acquired.videos
         LOG.info("build: %d source videos from %s", len(videos), config.source)
+        run.check_space(config.min_free_mb, "analyze")
         results, video_keys = run_analyze(videos, config, run)
         video_rows = [
             {
@@ -205,11 +244,13 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
         decided = apply_labels(out, decided, config.filter)
         kept = [c for c in decided if c["status"] == CLIP_KEPT]
         paths = {v.video_id: v.path for v in videos}
+        run.check_space(config.min_free_mb, "encode")
         encoded = run_encode(kept, paths, video_keys, config, run)
         clips = [apply_encoding(c, encoded) for c in decided]
+        run.check_space(config.min_free_mb, "shard")
         clips = run_shard(clips, config, out, run)
         write_table(out / "videos.parquet", video_rows, VIDEO_SCHEMA)
-        clips = carry_split(out / "manifest.parquet", clips)
+        clips = carry_split(previous_manifest(out), clips)
         write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
         summary = summarize(out, finished=True)
         write_json(run.summary_path, dataclasses.asdict(summary))

@@ -18,6 +18,14 @@ CLIP_REJECTED = "rejected"
 KEYFRAME_HASH_COLUMNS = ("dhash_q1", "dhash_mid", "dhash_q3")
 
 _SAFE = re.compile(r"[^a-z0-9]+")
+# Every id that reaches a file or tar member name, the tool's own and any from outside (a
+# manifest, a URL list, a search answer): no dots, slashes or leading dash.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,199}")
+
+
+def is_plain_id(value: object) -> bool:
+    """True when `value` is a string matching ID_PATTERN (safe as a file name)."""
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
 def video_id_for(source: str, key: str) -> str:

@@ -32,16 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from timelapse_d.acquire.download import DownloadReport, download_all
 from timelapse_d.acquire.provenance import Candidate, Provenance, ProvenanceRecord
 from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
-from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, write_table
+from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_table, write_table
 from timelapse_d.pipeline import apply_encoding, run_encode, run_shard
 from timelapse_d.publish.takedown import without_taken_down_clips
-from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED
+from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, is_plain_id
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
 from timelapse_d.sources.remote import PROVENANCE_COLUMNS, provenance_row
@@ -69,12 +68,19 @@ def read_published(path: Path) -> Published:
     go to the candidates. Raises ConfigError for a missing file or column."""
     if not path.is_file():
         raise ConfigError(f"manifest not found: {path}")
-    table = pq.read_table(path)
+    table = read_table(path)
     missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
     if missing:
         raise ConfigError(f"{path} lacks the column(s) {', '.join(missing)}")
     clip_columns = [f.name for f in table.schema if _is_clip_column(f)]
     rows = table.to_pylist()
+    for number, row in enumerate(rows, 1):
+        for name in ("clip_id", "video_id"):
+            if not is_plain_id(row[name]):
+                raise ConfigError(
+                    f"{path}: row {number} has {name} {row[name]!r}, not a plain id "
+                    "(letters, digits, - and _)"
+                )
     candidates: dict[str, Candidate] = {}
     sha256: dict[str, str] = {}
     for row in rows:
@@ -109,6 +115,7 @@ def rehydrate(manifest: Path, out: Path, config: BuildConfig) -> Summary:
 def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run: RunDir) -> Summary:
     needed = {c["video_id"] for c in published.clips if _is_kept(c)}
     folder = out / "sources" / DOWNLOADS
+    run.check_space(config.min_free_mb, "download")
     report = download_all(
         [c for c in published.candidates if c.video_id in needed],
         config.download,
@@ -124,6 +131,7 @@ def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run:
         for c in published.clips
         if _is_kept(c) and c["video_id"] in ok
     ]
+    run.check_space(config.min_free_mb, "encode")
     encoded = run_encode(
         todo,
         {video_id: str(folder / r.path) for video_id, r in ok.items()},
@@ -139,6 +147,7 @@ def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run:
         else c
         for c in published.clips
     ]
+    run.check_space(config.min_free_mb, "shard")
     clips = run_shard(clips, config, out, run)
     write_table(out / "videos.parquet", _video_rows(report, published.sha256), VIDEO_SCHEMA)
     write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)

@@ -81,7 +81,7 @@ def _encode_seconds(run: RunDir, clip_id: str) -> float:
     """Time its encode task took (kept in the task's marker: timings are not manifest data)."""
     try:
         return float(read_json(run.marker("encode", clip_id))["stats"].get("encode_seconds", 0.0))
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # no marker, or damaged
         return 0.0
 
 

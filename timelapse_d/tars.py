@@ -13,14 +13,16 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from typing import IO
 
+from timelapse_d.records import is_plain_id
+
 
 def write_samples(fh: IO[bytes], samples: Iterable[Mapping[str, object]]) -> None:
     """Write samples ``{"__key__": key, field: bytes, ...}`` to a tar stream, fields sorted."""
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for sample in samples:
             key = str(sample["__key__"])
-            if "." in key:
-                raise ValueError(f"sample key {key!r} contains a dot")
+            if not is_plain_id(key):  # member names stay relative, without dots or slashes
+                raise ValueError(f"sample key {key!r} is not a plain id")
             for field in sorted(k for k in sample if k != "__key__"):
                 data = sample[field]
                 if not isinstance(data, bytes):

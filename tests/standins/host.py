@@ -1,7 +1,8 @@
 """A video host on 127.0.0.1: files with HTTP range support, faults, and a log of every request.
 
 Faults are per path (a status such as 404/410/429 with Retry-After, a delay, a body cut short
-behind a full Content-Length, an HTML page in place of the video) or random: a share of all
+behind a full Content-Length, an HTML page in place of the video, a body that never ends, a
+huge announced size, a drip of one byte at a time) or random: a share of all
 requests answered 500, 503 or 429 from a seeded generator. The server runs in a thread until
 ``stop()`` (the fixtures use it as a context manager); each connection times out after 10 s.
 """
@@ -31,6 +32,9 @@ class Fault:
     truncate: float = 0.0  # send this share of the body, then drop the connection
     html: bool = False  # an HTML page, status 200, in place of the file
     delay_s: float = 0.0  # wait before answering
+    endless: bool = False  # a video body that never ends (no Content-Length)
+    announce_bytes: int = 0  # announce this Content-Length, then send an endless body
+    drip_s: float = 0.0  # send the body one byte per this many seconds
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ class VideoHost:
             return _send(handler, Answer(200, {"Content-Type": "text/html"}, HTML_PAGE))
         if path not in self.files:
             return _send(handler, Answer(404, {}, b"not found"))
+        if fault is not None and (fault.endless or fault.announce_bytes or fault.drip_s):
+            return _send_stream(handler, fault)
         share = fault.truncate if fault is not None else 0.0
         return self._send_file(handler, path, share)
 
@@ -208,6 +214,25 @@ class VideoHost:
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True
         return status
+
+
+def _send_stream(handler: BaseHTTPRequestHandler, fault: Fault) -> int:
+    """An MP4-typed body sent until the client hangs up (see the stream faults of Fault)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "video/mp4")
+    handler.send_header("Connection", "close")
+    if fault.announce_bytes:
+        handler.send_header("Content-Length", str(fault.announce_bytes))
+    handler.end_headers()
+    handler.close_connection = True
+    block = b"\0" if fault.drip_s else bytes(CHUNK)
+    try:
+        while True:
+            handler.wfile.write(block)
+            handler.wfile.flush()
+            time.sleep(fault.drip_s)
+    except OSError:  # the client hung up
+        return 200
 
 
 def most_in_window(times: list[float], period_s: float) -> int:

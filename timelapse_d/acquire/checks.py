@@ -51,6 +51,11 @@ def check_download(config: DownloadConfig) -> None:
         raise ConfigError("download.max_height must be positive")
     if config.workers < 1:
         raise ConfigError("download.workers must be at least 1")
+    if config.max_bytes < 0 or config.attempt_timeout_s <= 0 or config.timeout_s <= 0:
+        raise ConfigError(
+            "download.max_bytes must be 0 (sized for max_height) or more, "
+            "download.attempt_timeout_s and download.timeout_s positive"
+        )
     if config.calls_per_period:
         check_rate("download", config.calls_per_period, config.period_s)
     if config.cookies and not Path(config.cookies).expanduser().is_file():

@@ -11,8 +11,12 @@ Layout (``OUT`` is the download folder, ``STATE`` the acquisition state folder):
 A video with an ok record is never fetched again; a verified file without its record (a kill
 between the two) is recorded without fetching. Failed videos are fetched again by the next run
 when their class is not permanent, or always with ``download.retry_failed``.
+A video whose ok record promises a file no longer there (or of another size) is fetched again.
 A download counts once its size matches the announced Content-Length and PyAV opens it,
-decodes its first frame and finds its index within the file.
+decodes its first frame and finds its index within the file. Each attempt is bounded: yt-dlp's
+``max_filesize`` refuses a file announced larger than ``download.max_bytes``, a progress hook
+stops a stream that passes it, and an interval timer stops an attempt running longer than
+``download.attempt_timeout_s`` (even one blocked on a dripping socket).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -134,7 +141,7 @@ def download_all(
     done = {r.video_id: r for r in load_records(state_dir)}
     todo = []
     for candidate in unique.values():
-        if not _wanted(done.get(candidate.video_id), config.retry_failed):
+        if not _wanted(done.get(candidate.video_id), config.retry_failed, out_dir):
             continue
         if candidate.failure is not None:
             done[candidate.video_id] = _save(
@@ -159,8 +166,13 @@ def download_all(
 def load_records(state_dir: Path) -> list[ProvenanceRecord]:
     """Every record written so far, by video id."""
     folder = state_dir / STAGE
-    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    return [ProvenanceRecord.from_row(read_json(p)) for p in paths]
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            records.append(ProvenanceRecord.from_row(read_json(path)))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            LOG.warning("download record %s is damaged: its video is fetched again", path)
+    return records
 
 
 def download_one(
@@ -180,7 +192,8 @@ def download_one(
             return placed
         if limiter is not None:
             limiter.acquire()
-        return _fetch(candidate, config, out_dir / INCOMING)
+        with _deadline(config.attempt_timeout_s):
+            return _fetch(candidate, config, out_dir / INCOMING)
 
     try:
         fetched, attempts = call_with_retry(
@@ -247,6 +260,8 @@ def classify_error(exc: BaseException) -> AcquireError:
     from its message."""
     message = re.sub(r"^ERROR:\s*", "", str(exc)).strip() or type(exc).__name__
     for cause in _causes(exc):
+        if isinstance(cause, AcquireError):  # raised by our own limits inside yt-dlp
+            return cause
         if isinstance(cause, HTTPError):
             retry_after = parse_retry_after(cause.response.headers.get("Retry-After"))
             return AcquireError(status_class(cause.status), message, retry_after)
@@ -305,16 +320,22 @@ def _fetch(candidate: Candidate, config: DownloadConfig, incoming: Path) -> _Fet
     """One download attempt into `incoming`; verified, then moved to the download folder."""
     video_id = candidate.video_id
     announced: dict[str, int | None] = {}
+    cap, started = config.byte_cap(), time.monotonic()
 
     def hook(progress: dict[str, Any]) -> None:
         if progress.get("status") == "finished":
             announced["bytes"] = progress.get("total_bytes")
+        elif (progress.get("downloaded_bytes") or 0) > cap:
+            raise _too_large(cap)
+        elif time.monotonic() - started > config.attempt_timeout_s:
+            raise _too_slow(config.attempt_timeout_s)
 
     with private_cookies(config) as cookies:
         options = ytdlp_options(config, cookies) | {
             "outtmpl": {"default": str(incoming / f"{video_id}.%(ext)s")},
             "format": config.format or ytdlp_format(config.max_height),
             "noplaylist": True,
+            "max_filesize": cap,
             "progress_hooks": [hook],
         }
         try:
@@ -331,7 +352,10 @@ def _fetch(candidate: Candidate, config: DownloadConfig, incoming: Path) -> _Fet
     downloads = info.get("requested_downloads") or []
     if not downloads:
         raise AcquireError("unsupported", "yt-dlp chose no file to download")
-    path = Path(downloads[0]["filepath"])
+    filepath = downloads[0].get("filepath")
+    if not filepath or not Path(filepath).exists():  # skipped: announced over max_filesize
+        raise _too_large(cap)
+    path = Path(filepath)
     try:
         probe = verify_video(path, announced.get("bytes"))
     except AcquireError:
@@ -341,6 +365,34 @@ def _fetch(candidate: Candidate, config: DownloadConfig, incoming: Path) -> _Fet
     os.replace(path, placed)
     meta = candidate.meta if candidate.formats else _merge_info(candidate.meta, info)
     return _Fetched(placed, meta, str(info.get("format_id", "")), probe)
+
+
+def _too_large(cap: int) -> AcquireError:
+    return AcquireError("unsupported", f"larger than download.max_bytes ({cap} bytes)")
+
+
+def _too_slow(limit_s: float) -> AcquireError:
+    return AcquireError("network", f"took longer than download.attempt_timeout_s ({limit_s} s)")
+
+
+@contextmanager
+def _deadline(limit_s: float) -> Iterator[None]:
+    """Raise the `network` AcquireError of a too slow attempt after `limit_s` seconds, even in a
+    blocked read (an interval timer; on the main thread only, elsewhere the hook checks)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _too_slow(limit_s)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -398,11 +450,15 @@ def _iso_day(yyyymmdd: Any) -> str | None:
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else None
 
 
-def _wanted(record: ProvenanceRecord | None, retry_failed: bool) -> bool:
+def _wanted(record: ProvenanceRecord | None, retry_failed: bool, out_dir: Path) -> bool:
     if record is None:
         return True
     if record.ok:
-        return False
+        try:
+            return (out_dir / record.path).stat().st_size != record.bytes
+        except OSError:
+            LOG.info("download %s: its file is gone; fetching again", record.video_id)
+            return True
     return retry_failed or not ERROR_CLASSES[record.error_class].permanent
 
 

@@ -39,7 +39,7 @@ from timelapse_d.acquire.retry import AcquireError, call_with_retry, parse_retry
 from timelapse_d.acquire.retry import status_class as http_status_class
 from timelapse_d.acquire.settings import FlickrConfig
 from timelapse_d.config import ConfigError, fingerprint
-from timelapse_d.records import video_id_for
+from timelapse_d.records import is_plain_id, video_id_for
 from timelapse_d.runs import read_json, write_json
 
 LOG = logging.getLogger("timelapse_d")
@@ -217,6 +217,9 @@ def _candidate(
 ) -> Candidate:
     photo_id = str(photo["id"])
     info = None
+    if not is_plain_id(photo_id):  # it names files under OUT: never a path
+        error = AcquireError("unsupported", f"the search returned a malformed id {photo_id!r}")
+        return Candidate(_provenance(photo, info, licenses), failure=error)
     try:
         info = _stored(
             folder / f"{photo_id}-info.json", client, "flickr.photos.getInfo", photo_id=photo_id

@@ -71,7 +71,18 @@ class DownloadConfig:
     cookies: str | None = None  # Netscape cookies file (sign-in for bot checks)
     workers: int = 4  # downloads in flight
     timeout_s: float = 30.0  # socket timeout
+    # Largest file fetched, in bytes; 0: sized for max_height (2 GiB at 1080p, in proportion
+    # to the picture area: 0.9 GiB at 720p, 8 GiB at 2160p). A larger announced size is
+    # refused before the transfer, a stream passing it is stopped: `unsupported`.
+    max_bytes: int = 0
+    # Wall-clock limit of one download attempt, in seconds (a server dripping bytes slower
+    # than the socket timeout notices): `network`, retried like other network errors.
+    attempt_timeout_s: float = 3600.0
     calls_per_period: int = 0  # download starts per period over all workers; 0: no limit
     period_s: float = 60.0
     retry_failed: bool = False  # also retry failures recorded as permanent
     retry: RetryConfig = field(default_factory=RetryConfig)
+
+    def byte_cap(self) -> int:
+        """`max_bytes`, or the default sized for `max_height`."""
+        return self.max_bytes or int(2 * 2**30 * (self.max_height / 1080) ** 2)

@@ -13,7 +13,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from yt_dlp import YoutubeDL
 from yt_dlp.utils import YoutubeDLError, unsmuggle_url
 
@@ -23,7 +22,8 @@ from timelapse_d.acquire.provenance import Candidate, Provenance
 from timelapse_d.acquire.retry import call_with_retry
 from timelapse_d.acquire.settings import DownloadConfig, YoutubeConfig
 from timelapse_d.config import ConfigError
-from timelapse_d.records import video_id_for
+from timelapse_d.manifest import read_table
+from timelapse_d.records import is_plain_id, video_id_for
 
 _CARRIED = tuple(
     f.name for f in dataclasses.fields(Provenance) if f.name not in ("url", "latitude", "longitude")
@@ -37,12 +37,17 @@ def read_url_list(path: Path, source: str = "urls") -> list[Candidate]:
     if not path.is_file():
         raise ConfigError(f"URL list not found: {path}")
     if path.suffix.lower() == ".parquet":
-        table = pq.read_table(path)
+        table = read_table(path)
         if "url" not in table.column_names:
             raise ConfigError(f"{path} has no 'url' column (columns: {table.column_names})")
         rows = table.to_pylist()
     else:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {exc.start}): save the URL list as UTF-8"
+            ) from None
         rows = [{"url": s} for s in (line.strip() for line in lines) if s and s[0] != "#"]
     candidates: dict[str, Candidate] = {}
     for number, row in enumerate(rows, 1):
@@ -117,6 +122,9 @@ def _candidate(url: str, source: str, fields: dict[str, Any]) -> Candidate:
         carried[name] = str(carried[name])
     carried.setdefault("source", source)
     carried.setdefault("video_id", video_id_for(carried["source"], url))
-    if "." in carried["video_id"]:
-        raise ConfigError(f"video id {carried['video_id']!r} for {url} contains a dot")
+    if not is_plain_id(carried["video_id"]):
+        raise ConfigError(
+            f"video id {carried['video_id']!r} for {url} is not a plain id "
+            "(letters, digits, - and _)"
+        )
     return Candidate(Provenance(url=url, **carried))

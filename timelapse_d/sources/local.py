@@ -29,9 +29,14 @@ VIDEO_SUFFIXES = frozenset(
 
 
 def find_videos(
-    input_path: Path, source: str = "local", uri_prefix: str | None = None
+    input_path: Path,
+    source: str = "local",
+    uri_prefix: str | None = None,
+    skip: Path | None = None,
 ) -> list[SourceVideo]:
-    """Video files under `input_path` (by suffix, case-insensitive), sorted by relative path.
+    """Video files under `input_path` (by suffix, case-insensitive), sorted by relative path;
+    files under `skip` (the build's own output folder, when it lies inside the input) are not
+    sources.
 
     The video id derives from the path relative to `input_path`, so moving the whole folder
     keeps every id. The source URI is the file's `file://` URI, or `uri_prefix` + the relative
@@ -44,6 +49,9 @@ def find_videos(
     else:
         root = input_path
         files = [p for p in input_path.rglob("*") if p.is_file()]
+    if skip is not None:
+        skipped = skip.resolve()
+        files = [p for p in files if not p.resolve().is_relative_to(skipped)]
     videos = []
     for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
         if path.suffix.lower() not in VIDEO_SUFFIXES or path.name.startswith("."):

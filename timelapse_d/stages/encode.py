@@ -6,7 +6,9 @@ seek to any frame by decoding at most `gop` frames. A clip whose source already 
 stream and that starts on a keyframe is stream-copied instead (no quality loss, a fraction of
 the time) and checked to start on the right picture, else re-encoded. The output is verified
 (frame count by demuxing) before it is renamed into place; a failure is an expected per-clip
-outcome recorded as reason `unreadable` with ffmpeg's message.
+outcome recorded as reason `unreadable` with ffmpeg's message. A failure of the machine (a full
+disk, an I/O error, ffmpeg killed or interrupted) raises HostError instead, even when ffmpeg
+exits 0 (it does after a failed write of the trailer): it says nothing about the clip.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import av
 import numpy as np
 
 from timelapse_d.config import ConfigError, EncodeConfig
-from timelapse_d.runs import atomic_path
+from timelapse_d.executors import die_with_parent
+from timelapse_d.runs import HostError, atomic_path, host_error_text
 
 STAGE = "encode"
 
@@ -146,10 +149,21 @@ def _try_copy(clip: dict[str, Any], source: Path, out: Path, config: EncodeConfi
 
 
 def _run_ffmpeg(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        start_new_session=True,  # a Ctrl-C reaches the tool, which stops ffmpeg itself
+        preexec_fn=die_with_parent,
+    )
+    message = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    if result.returncode < 0:
+        raise HostError(f"ffmpeg was killed by signal {-result.returncode}")
+    if host_error_text(result.stderr) or "received signal" in result.stderr:
+        raise HostError(f"ffmpeg: {message}")
     if result.returncode != 0:
-        message = result.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise EncodeError(f"ffmpeg failed ({result.returncode}): {message[0]}")
+        raise EncodeError(f"ffmpeg failed ({result.returncode}): {message}")
 
 
 def _check_frame_count(path: Path, expected: int) -> None:
