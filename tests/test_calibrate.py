@@ -58,6 +58,7 @@ def test_calibrate_follows_labels_the_thresholds_disagree_with(
     table = {line.split()[0]: line for line in result.stdout.splitlines()[2:7]}
     assert set(table) == {rule.reason for rule in RULES}
     assert "labels vs the build's thresholds: 1 clips disagree" in result.stdout
+    assert "label reject ['camera_motion']; keep" in result.stdout
     assert "labels vs the fitted thresholds: 0 clips disagree" in result.stdout
 
     analyses = {p: p.stat().st_mtime_ns for p in (out / "run" / "analyze").glob("*.json")}

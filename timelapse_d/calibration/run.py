@@ -34,8 +34,8 @@ class Calibration:
     build: dict[str, Counts]
     validated: dict[str, Counts]
     fitted: FilterConfig
+    build_disagreements: list[str]  # clips whose label the build's limits do not follow
     disagreements: list[str]  # clips whose label the fitted limits do not follow
-    build_disagreements: int
 
     def text(self) -> str:
         lines = [
@@ -53,11 +53,11 @@ class Calibration:
             )
         if not self.validated:
             lines.append("(no cross-validation: labels come from fewer than two videos)")
-        lines.append(f"labels vs the build's thresholds: {self.build_disagreements} clips disagree")
-        lines.append(f"labels vs the fitted thresholds: {len(self.disagreements)} clips disagree")
-        lines += [f"  {d}" for d in self.disagreements[:SHOWN_DISAGREEMENTS]]
-        if len(self.disagreements) > SHOWN_DISAGREEMENTS:
-            lines.append(f"  ... and {len(self.disagreements) - SHOWN_DISAGREEMENTS} more")
+        for what, clips in (("build's", self.build_disagreements), ("fitted", self.disagreements)):
+            lines.append(f"labels vs the {what} thresholds: {len(clips)} clips disagree")
+            lines += [f"  {d}" for d in clips[:SHOWN_DISAGREEMENTS]]
+            if len(clips) > SHOWN_DISAGREEMENTS:
+                lines.append(f"  ... and {len(clips) - SHOWN_DISAGREEMENTS} more")
         lines.append(
             f"recipe: {self.recipe}  (apply: tld build --recipe {self.recipe} ... --out OUT)"
         )
@@ -69,12 +69,17 @@ def _cell(share: tuple[float, float, float]) -> str:
     return "-" if np.isnan(p) else f"{p:.2f} [{low:.2f}-{high:.2f}]"
 
 
-def _decision(row: dict, config: FilterConfig) -> list[str]:
-    return reject_reasons(row, config)
-
-
-def _disagrees(label: Label, reasons: list[str]) -> bool:
-    return (label.decision == REJECT) != bool(reasons)
+def _disagreements(pairs: list[tuple[dict, Label]], config: FilterConfig) -> list[str]:
+    """One line per labelled clip that `config` decides otherwise than its label."""
+    lines = []
+    for row, label in pairs:
+        reasons = reject_reasons(row, config)
+        if (label.decision == REJECT) != bool(reasons):
+            decided = f"reject {reasons}" if reasons else KEEP
+            lines.append(
+                f"{row['clip_id']}: label {label.decision} {sorted(label.reasons)}; {decided}"
+            )
+    return lines
 
 
 def calibrate(out: Path, labels_path: Path | None, recipe: Path) -> Calibration:
@@ -91,12 +96,6 @@ def calibrate(out: Path, labels_path: Path | None, recipe: Path) -> Calibration:
     everything = np.ones(len(data.rows), dtype=bool)
     fitted = fit(data, everything, config)
     pairs = list(zip(data.rows, data.labels, strict=True))
-    disagreements = [
-        f"{row['clip_id']}: label {label.decision} {sorted(label.reasons)}; "
-        f"fitted {'reject ' + str(reasons) if reasons else KEEP}"
-        for row, label in pairs
-        if _disagrees(label, reasons := _decision(row, fitted))
-    ]
     _write_recipe(recipe, fitted, len(data.rows))
     return Calibration(
         recipe=recipe,
@@ -105,8 +104,8 @@ def calibrate(out: Path, labels_path: Path | None, recipe: Path) -> Calibration:
         build=counts(data, everything, config),
         validated=cross_validate(data, config),
         fitted=fitted,
-        disagreements=disagreements,
-        build_disagreements=sum(_disagrees(lb, _decision(r, config)) for r, lb in pairs),
+        build_disagreements=_disagreements(pairs, config),
+        disagreements=_disagreements(pairs, fitted),
     )
 
 
