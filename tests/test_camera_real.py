@@ -28,7 +28,7 @@ def _clip(name: str, tmp_path: Path) -> dict:
 @pytest.mark.parametrize(
     "name",
     [
-        "sunset-06-pan",  # a pan over a sky whose clouds move on their own; a thin skyline
+        "sunset-05-pan",  # a pan over clouds moving on their own, a thin skyline; skew, blur
         "coast_sea-14-handheld",  # hand-held over rippling water, rolling shutter, CRF 28
         "mountains_sunset-15-parallax",  # the mountains move faster than the sky behind them
         "mountains_sunset-01-fast",  # fixed camera: fast clouds behind still mountains
@@ -44,7 +44,7 @@ def test_camera_motion_is_flagged_as_the_truth_says(name: str, tmp_path: Path) -
 
 
 def test_the_ground_carries_a_pan_under_moving_clouds(tmp_path: Path) -> None:
-    """The pan's speed is read off the skyline, not the clouds: within a quarter of the truth."""
-    segment = SEGMENTS["sunset-06-pan"]
+    """The pan's speed is read off the skyline, not the clouds: within a tenth of the truth."""
+    segment = SEGMENTS["sunset-05-pan"]
     clip = _clip(segment.name, tmp_path)
-    assert clip["camera_translation"] == pytest.approx(segment.speed, rel=0.25)
+    assert clip["camera_translation"] == pytest.approx(segment.speed, rel=0.1)
