@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from timelapse_d.media.decode import iter_frames
+from timelapse_d.synth.corpus import encode_frames
 
 FPS = 25.0
 LENGTH = 60  # frames per segment
@@ -368,7 +369,7 @@ def frames(seg: Segment, root: Path) -> Iterator[np.ndarray]:
     """The segment's frames (BGR uint8)."""
     scene = _scenes(root)[seg.scene]
     path = _trajectory(seg)
-    out_size = SQUARE if seg.scene.startswith("tile_") else WIDE
+    out_size = out_shape(seg)[::-1]
     for i in range(LENGTH):
         layers = scene(i * seg.time_step)
         yield _render(seg, layers, lambda t: _interp(path, t), i, out_size)
@@ -382,8 +383,6 @@ def out_shape(seg: Segment) -> tuple[int, int]:
 
 def write_segment(seg: Segment, root: Path, path: Path) -> Path:
     """Encode the segment as H.264 (its CRF) at `path`."""
-    from timelapse_d.synth.corpus import encode_frames
-
     rgb = (cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames(seg, root))
     encode_frames(rgb, path, out_shape(seg), FPS, crf=seg.crf)
     return path
