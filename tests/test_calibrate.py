@@ -103,3 +103,11 @@ def test_bad_labels_fail_with_one_line(tmp_path: Path) -> None:
     path.write_text("clip,verdict\n")
     with pytest.raises(ConfigError, match="clip_id,decision,reasons"):
         read_labels(path)
+
+
+def test_calibrate_without_labels_fails_with_one_line(synthetic_build: Path) -> None:
+    result = subprocess.run(
+        [TLD, "calibrate", str(synthetic_build)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "run `tld annotate pull`" in result.stderr

@@ -30,6 +30,7 @@ class Calibration:
 
     recipe: Path
     labelled: int
+    unknown: int  # labels of clips the manifest does not have
     videos: int
     build: dict[str, Counts]
     validated: dict[str, Counts]
@@ -39,7 +40,8 @@ class Calibration:
 
     def text(self) -> str:
         lines = [
-            f"{self.labelled} labelled clips from {self.videos} videos",
+            f"{self.labelled} labelled clips from {self.videos} videos"
+            + (f" ({self.unknown} labels name clips not in the manifest)" if self.unknown else ""),
             f"{'reason':<14}{'pos/neg':>9}  {'build precision':<22}{'build recall':<22}"
             f"{'cross-val precision':<22}{'cross-val recall':<22}",
         ]
@@ -89,9 +91,12 @@ def calibrate(out: Path, labels_path: Path | None, recipe: Path) -> Calibration:
     if not manifest.is_file():
         raise ConfigError(f"{out} has no manifest.parquet: run `tld build` first")
     labels = read_labels(labels_path) if labels_path else manifest_labels(manifest)
+    if not labels:
+        where = labels_path or f"{manifest} (no human_decision: run `tld annotate pull`)"
+        raise ConfigError(f"no labels in {where}")
     data = Dataset(read_rows(manifest), labels)
     if not data.rows:
-        raise ConfigError("no labelled clip is in the manifest: check the clip ids")
+        raise ConfigError(f"none of the {len(labels)} labelled clip ids is in {manifest}")
     config = saved_build_config(out).filter
     everything = np.ones(len(data.rows), dtype=bool)
     fitted = fit(data, everything, config)
@@ -100,6 +105,7 @@ def calibrate(out: Path, labels_path: Path | None, recipe: Path) -> Calibration:
     return Calibration(
         recipe=recipe,
         labelled=len(data.rows),
+        unknown=len(labels) - len(data.rows),
         videos=len(set(data.groups.tolist())),
         build=counts(data, everything, config),
         validated=cross_validate(data, config),
