@@ -1,11 +1,13 @@
 """Benchmark: the single analysis pass against decoding alone, at 720p and 1080p.
 
 Makes test sources by upscaling the synthetic demo corpus with ffmpeg (H.264, crf 20, the
-demo's scene changes and motion kept), then on the same files in one run measures source
-frames per second of (a) decoding alone (PyAV, threaded, no scaling), (b) decoding plus scaling
-to the analysis size, and (c) the full analysis pass of `tld build` (probe, decode, cuts, camera
-and scene motion). Prints a table and saves benchmarks/results/curate.json.
-Usage: python benchmarks/curate.py [--seconds 40]
+demo's scene changes and motion kept), or with ``--real`` the real clips of ../shared/media
+(nature reel, meadow, tree, sunset, archive pan; saved as curate_real.json), then on the
+same files in one run measures source frames per second of (a) decoding alone (PyAV,
+threaded, no scaling), (b) decoding plus scaling to the analysis size, and (c) the full
+analysis pass of `tld build` (probe, decode, cuts, camera and scene motion). Prints a table
+and saves benchmarks/results/curate.json.
+Usage: python benchmarks/curate.py [--seconds 40] [--real]
 """
 
 from __future__ import annotations
@@ -27,15 +29,25 @@ from timelapse_d.synth import write_corpus
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+REAL_CLIPS = [
+    "cuts/testvideo.mp4",
+    "camera_motion/static_meadow_yoga.mp4",
+    "camera_motion/static_tree.avi",
+    "timelapse/sunset-2024-06-22_timelapse.mp4",
+    "camera_motion/pan_153_105898.mp4",
+]
 
 
 def make_source(corpus: list[Path], size: tuple[int, int], seconds: float, out: Path) -> Path:
-    """The demo videos joined, upscaled to `size`, cut to `seconds`."""
-    listing = out.with_suffix(".txt")
-    listing.write_text("".join(f"file '{p}'\n" for p in corpus))
+    """The videos joined (each scaled to `size` at 25 fps), cut to `seconds`."""
+    inputs = [arg for path in corpus for arg in ("-i", str(path))]
+    scale = f"scale={size[0]}:{size[1]}:flags=bicubic,fps=25,setsar=1,format=yuv420p"
+    chain = "".join(f"[{i}:v]{scale}[v{i}];" for i in range(len(corpus)))
+    joined = "".join(f"[v{i}]" for i in range(len(corpus))) + f"concat=n={len(corpus)}:v=1[out]"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-         "-t", str(seconds), "-vf", f"scale={size[0]}:{size[1]}:flags=bicubic",
+        ["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", chain + joined,
+         "-map", "[out]", "-t", str(seconds),
          "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", str(out)],
         check=True,
     )  # fmt: skip
@@ -75,10 +87,14 @@ def best_fps(runs: dict, path: Path, repeats: int = 3) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--real", action="store_true", help="real clips of ../shared/media")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = write_corpus(Path(tmp) / "corpus", seed=0)
+        if args.real:
+            corpus = [SHARED_MEDIA / name for name in REAL_CLIPS]
+        else:
+            corpus = write_corpus(Path(tmp) / "corpus", seed=0)
         for name, size in SIZES.items():
             source = make_source(corpus, size, args.seconds, Path(tmp) / f"{name}.mp4")
             runs = {
@@ -91,7 +107,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "curate.json").write_text(json.dumps(rows, indent=2) + "\n")
+    name = "curate_real.json" if args.real else "curate.json"
+    (RESULTS / name).write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -789,6 +789,27 @@ def takedown(
 
 
 @cli.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    help="CSV clip_id,decision,reasons "
+    "or a manifest with human columns (default: OUT's own, from `tld annotate pull`).",
+)
+@click.option(
+    "--recipe",
+    type=click.Path(path_type=Path),
+    help="Recipe to write (default: OUT/calibrated_recipe.yaml).",
+)
+def calibrate(out: Path, labels: Path | None, recipe: Path | None) -> None:
+    """Fit the filter thresholds of build OUT to curators' labels; print precision and recall
+    per reason (cross-validated by video) and the clips labels and thresholds disagree on."""
+    from timelapse_d.calibration.run import calibrate as run_calibrate
+
+    click.echo(run_calibrate(out, labels, recipe or out / "calibrated_recipe.yaml").text())
+
+
+@cli.command()
 def schema() -> None:
     """Print the manifest schema and reject reasons (the text of manifests/README.md)."""
     from timelapse_d.manifest import schema_markdown

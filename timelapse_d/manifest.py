@@ -177,7 +177,8 @@ CLIP_COLUMNS = {
     "black_fraction": "Share of frames that are black (flat and darker than analyze.black_luma).",
     "flashes": "Single-frame flashes inside the clip that were not taken as cuts.",
     "camera_translation": "Typical camera translation per frame, in frame widths (median).",
-    "camera_drift": "Net camera displacement over the clip per frame, in frame widths.",
+    "camera_drift": "Net camera displacement per frame (median over the clip's pairs of each "
+    "axis), in frame widths.",
     "camera_zoom": "Typical relative scale change per frame (median |zoom|).",
     "camera_rotation": "Typical camera rotation per frame, radians.",
     "camera_shake": "Jitter of the camera translation, frame widths.",

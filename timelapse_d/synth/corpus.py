@@ -112,8 +112,11 @@ def _segment(spec: SceneSpec, scene: Scene, start: int) -> SegmentTruth:
     )
 
 
-def _encode(frames: Iterable[np.ndarray], path: Path, shape: tuple[int, int], fps: float) -> None:
-    """H.264 (yuv420p) through the ffmpeg CLI, single-threaded so the bytes are reproducible."""
+def encode_frames(
+    frames: Iterable[np.ndarray], path: Path, shape: tuple[int, int], fps: float, crf: int = CRF
+) -> None:
+    """RGB frames as H.264 (yuv420p) through the ffmpeg CLI, single-threaded so the bytes are
+    reproducible."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise RuntimeError("the ffmpeg command is needed: install it (Debian: apt install ffmpeg)")
@@ -121,7 +124,7 @@ def _encode(frames: Iterable[np.ndarray], path: Path, shape: tuple[int, int], fp
     command = [
         ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-        "-an", "-c:v", "libx264", "-preset", "fast", "-crf", str(CRF), "-pix_fmt", "yuv420p",
+        "-an", "-c:v", "libx264", "-preset", "fast", "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
         "-map_metadata", "-1", str(path),
     ]  # fmt: skip
@@ -150,7 +153,7 @@ def _write_video(
         cameras.append(scene.cameras)
         streams.append(render(scene, shape, rng))
         start += spec.length
-    _encode(_chain(streams), path, shape, fps)
+    encode_frames(_chain(streams), path, shape, fps)
     cuts = [s.start for s in segments[1:]]
     truth = Truth(start, fps, shape[1], shape[0], cuts, segments, labels, cameras)
     save_truth(truth, path, seed)

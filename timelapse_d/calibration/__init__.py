@@ -1,0 +1,1 @@
+"""`tld calibrate`: filter thresholds learned from curators' labels (see :mod:`.fit`)."""
