@@ -3,6 +3,7 @@ the photo, looped by cross-fade, with the motion of per-group reference videos."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -15,13 +16,25 @@ from PIL import Image
 
 from timelapse_d.cli import cli
 from timelapse_d.fgla.al import AnimatingLandscape
-from timelapse_d.fgla.animation import crossfade_loop, iter_frames, write_video
+from timelapse_d.fgla.animation import (
+    crossfade_loop,
+    iter_frames,
+    iter_recurrent_frames,
+    write_video,
+)
 from timelapse_d.fgla.config import load_fgla_config
+from timelapse_d.fgla.inference import (
+    Reference,
+    chosen_motion,
+    generate_flow,
+    motion_frames,
+    region_latents,
+)
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
 from timelapse_d.fgla.trained import load_trained
 from timelapse_d.fgla.warp import pixel_to_grid, warp
 from timelapse_d.flow.dis import DISBackend
-from timelapse_d.segment.groups import GROUP_NAMES
+from timelapse_d.segment.groups import GROUP_NAMES, group_masks
 from timelapse_d.synth.control import ControlClip, Vector, render_clip, write_control_build
 
 SKY, WATER = GROUP_NAMES.index("sky"), GROUP_NAMES.index("water")
@@ -54,6 +67,49 @@ def test_every_frame_samples_the_photo_once() -> None:
     torch.testing.assert_close(frames[2][..., 2:-2], image[..., 3:-1], atol=1e-5, rtol=0)
     rewarped = warp(frames[1], half_pixel)
     assert (rewarped[..., 2:-2] - image[..., 3:-1]).abs().mean() > 0.05
+
+
+def test_recurrent_frames_predict_each_step_from_the_frame_generated_last() -> None:
+    """The frame handed to the model at step t is frame t (here the model's size is the
+    photo's), and a motion that reads its input gives a different video than one flow."""
+    image = torch.rand(1, 3, 24, 24) * 2 - 1
+    seen = []
+
+    def flow_of(step: int, frame: torch.Tensor) -> torch.Tensor:
+        seen.append(frame)
+        drift = pixel_to_grid(torch.tensor([0.5, 0.25]).view(1, 2, 1, 1).expand(1, 2, 24, 24))
+        return drift * (1 + frame.mean())  # depends on the frame it is given
+
+    frames = list(iter_recurrent_frames(image, image, flow_of, 4))
+    assert len(seen) == 3 and all(torch.equal(s, f) for s, f in zip(seen, frames[:3], strict=True))
+    assert not torch.equal(seen[1], seen[0])
+    single = list(iter_frames(image, flow_of(0, image), 4))
+    assert (single[3] - frames[3]).abs().max() > 1e-4
+
+
+def test_single_flow_mode_is_the_one_flow_animation_and_recurrent_differs(
+    quick_checkpoint: Path,
+) -> None:
+    trained = load_trained(quick_checkpoint)
+    clip = drift_clip(7, 32, 3, (0.6, 0.0), (0.0, -0.6))
+    image = torch.from_numpy(clip.frames[:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    masks = torch.from_numpy(group_masks(clip.groups[:1])).float()
+    reference = Reference(
+        pixel_to_grid(torch.from_numpy(clip.flow)), torch.from_numpy(group_masks(clip.groups[:-1]))
+    )
+    choice = dict.fromkeys(GROUP_NAMES, reference)  # every group of the photo is in it
+
+    def video(mode: str) -> list[torch.Tensor]:
+        config = replace(trained.config, inference=replace(trained.config.inference, mode=mode))
+        motion = chosen_motion(trained.model, choice, per_pair=False)
+        return list(motion_frames(trained.model, config, image, image, lambda _: masks, motion, 6))
+
+    one_flow = generate_flow(trained.model, image, masks, region_latents(trained.model, choice))
+    before = list(iter_frames(image, one_flow, 6))  # the animation before recurrent inference
+    single, recurrent = video("single"), video("recurrent")
+    assert all(torch.equal(a, b) for a, b in zip(single, before, strict=True))
+    torch.testing.assert_close(recurrent[1], single[1])  # step 0 reads the photo in both
+    assert (recurrent[5] - single[5]).abs().max() > 1e-3
 
 
 def test_crossfade_loop_blends_the_tail_into_the_head() -> None:

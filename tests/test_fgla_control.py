@@ -23,9 +23,12 @@ from timelapse_d.fgla.data import FGLAStream, StreamConfig
 from timelapse_d.fgla.direction import direction_cosine, region_motion
 from timelapse_d.fgla.inference import (
     Reference,
+    chosen_motion,
     generate_flow,
     reference_latents,
     region_latents,
+    step_flow,
+    still_latents,
 )
 from timelapse_d.fgla.model import FGLA, encoder_inputs
 from timelapse_d.fgla.trained import load_trained
@@ -119,7 +122,7 @@ def control_build(tmp_path: Path) -> Path:
 
 
 def test_control_build_streams_with_exact_flow(control_build: Path) -> None:
-    samples = list(FGLAStream(StreamConfig(str(control_build / "shards"), flip=False)))
+    samples = list(FGLAStream(StreamConfig(str(control_build / "shards"), mirror=False)))
     assert sorted(s["key"] for s in samples) == [f"control-{i:06d}" for i in range(6)]
     checked = 0
     for sample in samples:
@@ -179,21 +182,50 @@ def reference(*groups: int, seed: int) -> Reference:
     return Reference(torch.randn(1, 2, 32, 32, generator=gen) * 0.02, band_masks(1, *groups))
 
 
-def test_region_latents_take_each_row_from_its_reference() -> None:
+def test_chosen_motion_takes_each_row_from_its_reference_and_holds_the_rest_still() -> None:
     model = tiny_model()
     lake = reference(SKY, WATER, OTHERS, seed=1)
     clouds = reference(SKY, OTHERS, seed=2)
+    motion = chosen_motion(model, {"sky": clouds, "water": lake, "tree": lake})
     z = region_latents(model, {"sky": clouds, "water": lake, "tree": lake})
     lake_z, lake_present = reference_latents(model, lake)
     clouds_z, _ = reference_latents(model, clouds)
     assert z.shape == (6, 2) and lake_present.tolist() == [1, 0, 0, 1, 0, 1]
     assert torch.equal(z[SKY], clouds_z[SKY]) and torch.equal(z[WATER], lake_z[WATER])
-    assert z[WATER].abs().sum() > 0 and not torch.equal(z[SKY], lake_z[SKY])
+    assert not torch.equal(z[SKY], lake_z[SKY])
+    assert motion.moving.tolist() == [True, False, False, True, False, False]
     others = [g for g in range(len(GROUP_NAMES)) if g not in (SKY, WATER)]
-    assert z[others].abs().sum() == 0  # tree: absent from its reference; the rest: not chosen
-    assert region_latents(model, {"water": clouds}).abs().sum() == 0
+    torch.testing.assert_close(z[others], still_latents(model)[others])  # tree: absent from lake
+    images = torch.rand(1, 3, 32, 32) * 2 - 1
+    masks = band_masks(1, SKY, TREE, WATER, OTHERS)
+    flow = step_flow(model, motion, 0, images, masks)
+    still = (masks[:, TREE] + masks[:, OTHERS]) > 0
+    assert flow.abs().sum(1)[still].max() == 0 and flow.abs().sum(1)[~still].min() > 0
     with pytest.raises(ValueError, match="unknown group 'lake'"):
         region_latents(model, {"lake": lake})
+
+
+def test_a_still_latent_does_not_depend_on_the_mask() -> None:
+    model = tiny_model()
+    still = torch.zeros(1, 2, 16, 16)
+    latents = [
+        model.encode(still, band_masks(1, *groups)[:, :, ::2, ::2])[0]
+        for groups in ((SKY, WATER), (SKY, OTHERS, WATER, TREE))
+    ]
+    torch.testing.assert_close(latents[0][0, SKY], latents[1][0, SKY], rtol=0, atol=0)
+
+
+def test_per_pair_latents_follow_the_reference_pairs() -> None:
+    model = tiny_model()
+    first, second = reference(SKY, WATER, seed=3), reference(SKY, OTHERS, seed=4)
+    both = Reference(torch.cat((first.flow, second.flow)), torch.cat((first.masks, second.masks)))
+    motion = chosen_motion(model, dict.fromkeys(GROUP_NAMES, both), per_pair=True)
+    z1, z2 = reference_latents(model, first)[0], reference_latents(model, second)[0]
+    assert len(motion.latents) == 2
+    torch.testing.assert_close(motion.at(0)[SKY], z1[SKY])
+    torch.testing.assert_close(motion.at(3)[SKY], z2[SKY])  # cycling: step 3 uses pair 1
+    mean = reference_latents(model, both)[0]
+    torch.testing.assert_close(motion.at(1)[WATER], mean[WATER])  # pair 1 has no water
 
 
 def test_reference_latents_average_the_pairs_holding_the_group() -> None:

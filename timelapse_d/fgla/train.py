@@ -109,7 +109,7 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
             StreamConfig(
                 str(options.data / "shards"),
                 seed=options.seed,
-                flip=config.data.flip,
+                mirror=config.data.mirror,
                 min_frame_change=config.data.min_frame_change,
                 rank=rank,
                 world_size=world,
@@ -158,7 +158,6 @@ def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     started, samples = time.monotonic(), 0
     while position.step < options.steps:
-        step_before = position.step
         for batch in _batches(run.stream, config, options, position):
             with autocast(device, run.precision):
                 terms = training_losses(
@@ -181,7 +180,7 @@ def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
                 return rows
             if position.step % options.checkpoint_every == 0:
                 _save(run, _positions(position, run.world))
-        if position.step == step_before:
+        if position.batches == 0:  # counts the batches done before a resume in this pass too
             raise ConfigError(
                 f"rank {run.rank} of {run.world} has no training data (fewer shards?)"
             )
