@@ -335,7 +335,7 @@ AL_SMALL = SMALL_CONFIG.with_name("al_small.yaml")
 @pytest.fixture(scope="module")
 def al_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Animating Landscape model trained for two steps on 5 clips: its codebook holds
-    the 5 clips' codes (fewer than its size, so no k-means)."""
+    the codes of the clips it trained on (fewer than its size, so no k-means)."""
     root = tmp_path_factory.mktemp("al")
     write_control_build(root / "build", seed=2, clips=5, size=32)
     overrides = {"model.image_size": 32, "model.flow_size": 16, "train.batch_size": 2}
@@ -347,8 +347,10 @@ def al_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_al_training_stores_a_codebook_of_its_clips(al_checkpoint: Path) -> None:
     trained = load_trained(al_checkpoint)
     assert isinstance(trained.model, AnimatingLandscape) and trained.step == 2
-    assert trained.codebook is not None and tuple(trained.codebook.shape) == (5, 8)
-    assert len(torch.unique(trained.codebook, dim=0)) == 5  # one distinct code per clip
+    fields = torch.load(al_checkpoint, weights_only=True)["motion_fields"]
+    assert 2 <= len(fields) <= 4  # two batches of two, near-still pairs skipped
+    assert trained.codebook is not None and tuple(trained.codebook.shape) == (len(fields), 8)
+    assert len(torch.unique(trained.codebook, dim=0)) == len(fields)  # one code per clip
 
 
 def test_al_animates_a_codebook_entry_without_segmenter_or_references(
@@ -356,7 +358,7 @@ def test_al_animates_a_codebook_entry_without_segmenter_or_references(
 ) -> None:
     """No --mask and no weights directory: a global-code model needs no segmenter."""
     last = []
-    for entry in ("0", "4"):
+    for entry in ("0", "1"):
         out = tmp_path / f"code{entry}.mp4"
         code, output = invoke(
             scene["photo"], "-o", out, "--checkpoint", al_checkpoint, "--code", entry
@@ -374,7 +376,7 @@ def test_codes_and_regions_are_refused_where_the_model_lacks_them(
     out = tmp_path / "out.mp4"
     cases = [
         ([quick_checkpoint, "--code", "0"], "has no codebook"),
-        ([al_checkpoint, "--code", "5"], "out of range for a codebook of 5"),
+        ([al_checkpoint, "--code", "5"], "out of range for a codebook of"),
         ([al_checkpoint, "--reference", f"sky={scene['ref']}"], "one global motion code"),
         ([al_checkpoint, "--code", "0", "--reference", scene["ref"]], "--code replaces"),
     ]

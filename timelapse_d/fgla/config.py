@@ -87,6 +87,7 @@ class ALConfig:
     code_dim: int = 8  # the global motion code c
     encoder_channels: tuple[int, ...] = (64, 128, 192, 256)  # first conv, then residual blocks
     codebook_size: int = 100  # at most this many k-means centres in the codebook
+    common_motion_field: bool = True  # the encoder reads each clip's last prediction (AL)
 
     def __post_init__(self) -> None:
         _positive("model.al", self, "code_dim", "codebook_size")
