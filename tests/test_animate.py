@@ -194,11 +194,32 @@ def test_animate_writes_the_photo_at_its_resolution(
         *(["--loop"] if loop else []),
     )
     assert code == 0, output
+    assert "frame/s" not in output and "s/frame" not in output  # no bar off a terminal
     frames = read_frames(out)
     assert frames.shape[0] == 10 and frames.shape[1:3] == expected[::-1]
     if not loop:  # frame 0 is the photo itself
         photo = np.asarray(Image.open(scene["photo"]).convert("RGB"))
         assert psnr(frames[0], photo[: expected[1], : expected[0]]) > 30
+
+
+def test_boxes_on_the_command_line_need_no_weights_and_an_unreferenced_group_holds_still(
+    quick_checkpoint: Path, scene: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "boxes.mp4"
+    boxes = ["--mask", "sky:0,0,1,0.5;water:0,0.5,1,1", "--reference-mask", "sky=sky:0,0,1,0.5"]
+    code, output = invoke(
+        scene["photo"], "-o", out, "--checkpoint", quick_checkpoint, "--frames", "8",
+        "--reference", f"sky={scene['ref']}", *boxes, "--weights-dir", tmp_path / "none",
+    )  # fmt: skip
+    assert code == 0, output
+    frames = read_frames(out).astype(int)
+    water = frames[:, 150:]  # well below the boundary, where the upsampled flow is exactly 0
+    assert np.abs(water[-1] - water[0]).mean() < 0.5
+    code, output = invoke(
+        scene["photo"], "-o", out, "--checkpoint", quick_checkpoint, "--reference",
+        scene["ref"], "--mask", "sky:0,0,1.5,1",
+    )  # fmt: skip
+    assert code == 2 and "0 <= X0 < X1 <= 1" in output
 
 
 def test_animate_refuses_bad_inputs_with_their_names(

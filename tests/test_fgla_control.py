@@ -66,11 +66,11 @@ def as_reference(clip: ControlClip) -> Reference:
     return Reference(pixel_to_grid(torch.from_numpy(clip.flow)), masks)
 
 
-def held_out(index: int, sky: Vector, water: Vector | None) -> ControlClip:
-    """A clip never trained on; sky and water drift at SPEED along the given directions."""
+def held_out(index: int, sky: Vector, water: Vector | None, pace: float = SPEED) -> ControlClip:
+    """A clip never trained on; sky and water drift at ``pace`` along the given directions."""
     rng = np.random.default_rng([SEED, HELD_OUT + index])
-    lake = None if water is None else (SPEED * water[0], SPEED * water[1])
-    return render_clip(rng, SIZE, 3, (SPEED * sky[0], SPEED * sky[1]), lake)
+    lake = None if water is None else (pace * water[0], pace * water[1])
+    return render_clip(rng, SIZE, 3, (pace * sky[0], pace * sky[1]), lake)
 
 
 def speed(flow: torch.Tensor, masks: torch.Tensor, group: int) -> float:
@@ -113,6 +113,27 @@ def test_regions_follow_their_references_and_missing_water_holds_still(
     choice = {"sky": sky_only, "water": sky_only}  # the reference lacks water: z_water = 0
     still = generate_flow(trained, images, masks, region_latents(trained, choice))
     assert speed(still, masks, WATER) < STILL_SPEED, speed(still, masks, WATER)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("d", "e"), COMBOS)
+def test_reference_speed_sets_the_generated_speed_and_a_still_reference_holds_still(
+    trained: FGLA, targets: tuple[torch.Tensor, torch.Tensor], d: Vector, e: Vector
+) -> None:
+    """References 1x and 3x as fast (0.26 and 0.78 px per frame, the training range) give
+    generated motion at least 2x apart in each region; a reference whose sky holds still gives
+    a still sky (mean flow under 0.05 px per frame at 64 px)."""
+    images, masks = targets
+
+    def flow_of(clip: ControlClip) -> torch.Tensor:
+        choice = dict.fromkeys(GROUP_NAMES, as_reference(clip))
+        return generate_flow(trained, images, masks, region_latents(trained, choice))
+
+    slow, fast = (flow_of(held_out(102, d, e, pace)) for pace in (0.26, 0.78))
+    for group in (SKY, WATER):
+        assert speed(fast, masks, group) >= 2 * speed(slow, masks, group), group
+    still = flow_of(held_out(103, (0.0, 0.0), e))
+    assert speed(still, masks, SKY) < 0.05 * 2 / SIZE, speed(still, masks, SKY) * SIZE / 2
 
 
 @pytest.fixture

@@ -409,7 +409,8 @@ _SINGLE_FLOW = click.option(
     "reference_masks",
     multiple=True,
     metavar="[GROUP=]FILE",
-    help="Group-id image for the --reference with the same GROUP= (default: the segmenter).",
+    help="Group-id image or boxes (as --mask) for the --reference with the same GROUP= "
+    "(default: the segmenter).",
 )
 @click.option(
     "--code",
@@ -421,8 +422,9 @@ _SINGLE_FLOW = click.option(
     "--mask",
     default="auto",
     show_default=True,
-    help="The photo's groups: auto (HRNetV2 segmenter, `tld weights`) or an image of group ids "
-    "(0 sky, 1 tree, 2 grass, 3 water, 4 waterfall, 5 others).",
+    help="The photo's groups: auto (HRNetV2 segmenter, `tld weights`), an image of group ids "
+    "(0 sky, 1 tree, 2 grass, 3 water, 4 waterfall, 5 others) or boxes without weights, "
+    "GROUP:X0,Y0,X1,Y1[;...] in fractions (e.g. 'sky:0,0,1,0.45;water:0,0.6,1,1').",
 )
 @click.option("--frames", type=int, default=32, show_default=True)
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Motion per frame x S.")

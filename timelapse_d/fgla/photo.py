@@ -35,8 +35,9 @@ from timelapse_d.fgla.config import FGLAConfig
 from timelapse_d.fgla.inference import MasksOf, Reference, chosen_motion, motion_frames
 from timelapse_d.fgla.regions import (
     GroupFn,
+    box_layout,
     fixed_groups,
-    read_group_mask,
+    layout_groups,
     resize_groups,
     segmenter_groups,
     whole_image_group,
@@ -90,7 +91,7 @@ class AnimateOptions:
             *self.references.values(),
             *self.reference_masks.values(),
         ):
-            if path is not None and not path.is_file():
+            if path is not None and not path.is_file() and box_layout(str(path)) is None:
                 raise ConfigError(f"{path}: no such file")
         stray = sorted(set(self.reference_masks) - set(self.references))
         if stray:
@@ -187,7 +188,7 @@ def _masks_of(
     """The group masks of each generated frame: the mask file's (fixed: a still camera), else
     the segmenter's on that frame (the paper's M_t of I_t)."""
     if options.mask is not None and regional:
-        ids = resize_groups(read_group_mask(options.mask), size, size)
+        ids = resize_groups(layout_groups(options.mask), size, size)
         fixed = torch.from_numpy(group_masks(ids[None])).float()
         return lambda frame: fixed.to(frame.device)
     assert segmenter is not None
