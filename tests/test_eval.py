@@ -54,6 +54,7 @@ def test_animating_landscape_is_scored_on_codes_drawn_from_its_codebook(
 ) -> None:
     trained = load_trained(models["al"])
     assert trained.codebook is not None and 2 <= len(trained.codebook) <= 4  # clips trained on
+
     def entries(seed: str) -> list[int]:
         picks = sample_codes(trained, 8, seed)
         assert picks is not None and all(m.moving.all() for m in picks)
@@ -93,6 +94,10 @@ def test_a_model_without_motion_scores_perfectly_and_a_moving_one_does_not(
     assert 15 < moving["psnr"] < 80 and moving["ssim"] < 1.0
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["models"]["moving"]["psnr"] == pytest.approx(moving["psnr"])
+    assert (
+        saved["reference_flow"] == ["truth"] and saved["models"]["moving"]["flow_backend"] == "dis"
+    )
+    assert saved["models"]["moving"]["inference"] == "recurrent"
     table = (tmp_path / "eval.md").read_text().splitlines()
     assert table[2] == "| model | step | PSNR ↑ | SSIM ↑ |"
     assert table[4].startswith("| moving | 2 |") and table[5].startswith("| still | 2 | 58.92 |")

@@ -104,6 +104,7 @@ class TestClip:
     frames: np.ndarray  # (T, S, S, 3) uint8
     groups: np.ndarray  # (T, S, S) uint8 group ids
     flow: np.ndarray  # (T - 1, 2, S, S) float32 backward flow in pixels
+    flow_backend: str  # the backend that estimated ``flow`` (from the field's metadata)
 
 
 @dataclass
@@ -192,6 +193,7 @@ def _iter_clips(data: Path, wanted: set[str] | None) -> Iterator[TestClip]:
                 frames=np.stack([decode_frame(frames[name]) for name in names]),
                 groups=decode_masks(joined["mask"])["groups"],
                 flow=decode_flow(joined["flow"]),
+                flow_backend=str(json.loads(joined["flow"]["json"]).get("backend", "unknown")),
             )
 
 
@@ -207,6 +209,7 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
         "data": str(options.data),
         "split": options.split,
         "clips": len(clips),
+        "reference_flow": sorted({clip.flow_backend for clip in clips}),
         "samples": options.samples,
         "frames": options.frames,
         "metrics": list(options.metrics),
