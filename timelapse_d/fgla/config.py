@@ -55,6 +55,7 @@ class EncoderConfig:
     first_kernel: int = 5  # kernel of the first layer (later layers use 3)
     masked_norm: bool = True  # instance-norm statistics over the valid (in-group) pixels only
     magnitude_path: bool = True  # add a linear map of the group's mean flow to z (speed)
+    magnitude_gain: float = 4.0  # that map's initial gain (an identity times this)
     mirror_input: bool = True  # FGLA's flip: E reads flow and masks mirrored, values unchanged
 
     def __post_init__(self) -> None:

@@ -69,9 +69,13 @@ class FineGrainedMotionEncoder(nn.Module):
             in_ch = ch
         self.blocks = nn.ModuleList(blocks)
         self.head = PartialConv2d(in_ch, config.latent_dim, config.flow_size // 2**enc.depth)
-        self.magnitude = (
-            nn.Linear(FLOW_CHANNELS, config.latent_dim, bias=False) if enc.magnitude_path else None
-        )
+        self.magnitude = None
+        if enc.magnitude_path:  # starts as the mean flow itself, times magnitude_gain
+            self.magnitude = nn.Linear(FLOW_CHANNELS, config.latent_dim, bias=False)
+            with torch.no_grad():
+                self.magnitude.weight.copy_(
+                    torch.eye(config.latent_dim, FLOW_CHANNELS) * enc.magnitude_gain
+                )
         self.flow_scale = config.flow_scale
 
     def forward(self, flow: Tensor, mask: Tensor) -> Tensor:
