@@ -48,7 +48,12 @@ def pair_latents(model: nn.Module, reference: Reference) -> tuple[Tensor, Tensor
 def reference_latents(model: nn.Module, reference: Reference) -> tuple[Tensor, Tensor]:
     """Z (G x latent_dim) of a reference, each group's latent averaged over the pairs where
     the group is present, and ``present`` (G bool): whether any pair has the group."""
-    latents, present = pair_latents(model, reference)
+    return _average(*pair_latents(model, reference))
+
+
+def _average(latents: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+    """Each group's latent averaged over the pairs that have it (P x G x D -> G x D), and
+    whether any pair has it."""
     weights = present.to(latents.dtype).unsqueeze(2)
     mean = (latents * weights).sum(0) / weights.sum(0).clamp_min(1.0)
     return mean, present.any(0)
@@ -63,8 +68,9 @@ def still_latents(model: nn.Module) -> Tensor:
     masks = torch.eye(config.groups, device=flow.device)[:, :, None, None]
     model.eval()
     with torch.no_grad():
-        latents, _ = model.encode(flow.expand(config.groups, -1, -1, -1), masks.expand(
-            -1, -1, size, size))
+        latents, _ = model.encode(
+            flow.expand(config.groups, -1, -1, -1), masks.expand(-1, -1, size, size)
+        )
     return latents.diagonal(dim1=0, dim2=1).T.contiguous()
 
 
@@ -117,10 +123,10 @@ def region_latents(model: nn.Module, choice: Mapping[str, Reference]) -> Tensor:
 def _latent_rows(model: nn.Module, reference: Reference, per_pair: bool) -> tuple[Tensor, Tensor]:
     """Per-pair latents P x G x D (a group absent from a pair: its average), or the averages
     1 x G x D; and ``present`` (G bool)."""
-    mean, present = reference_latents(model, reference)
+    latents, in_pair = pair_latents(model, reference)
+    mean, present = _average(latents, in_pair)
     if not per_pair:
         return mean[None], present
-    latents, in_pair = pair_latents(model, reference)
     return torch.where(in_pair.unsqueeze(2), latents, mean), present
 
 
@@ -133,9 +139,7 @@ def generate_flow(model: nn.Module, image: Tensor, masks: Tensor, latents: Tenso
         return model.generate(image, batch, masks.to(image))
 
 
-def step_flow(
-    model: nn.Module, motion: Motion, step: int, image: Tensor, masks: Tensor
-) -> Tensor:
+def step_flow(model: nn.Module, motion: Motion, step: int, image: Tensor, masks: Tensor) -> Tensor:
     """F_t (N x 2 x S x S, grid units) of generated step ``step`` for frames N x 3 x S x S and
     their one-hot masks: the generator's flow, exactly 0 on groups that do not move."""
     flow = generate_flow(model, image, masks, motion.at(step))
