@@ -1,7 +1,8 @@
 """Benchmark and visual check of `tld animate`.
 
 1. Speed: seconds per output frame of `animate_photo` (the whole command: flow generation,
-   composing and warping at the output size, encoding H.264) at 256x256 and 1920x1080, with
+   composing and warping at the output size, encoding H.264) at 256x256 and 1920x1080,
+   recurrent (a generator pass per frame, the default) and single-flow (--single-flow), with
    the paper-size model (models/fgla.yaml, random weights: the speed does not depend on them),
    and the one-off flow generation; on the device given (--device cuda when one is lent).
 2. Contact sheets: a small model trained on the synthetic control corpus (models/fgla_small.yaml,
@@ -16,7 +17,7 @@
    water drifts left (AL has one global code: no per-region references): *-al-sheet.png.
 Prints a table and saves benchmarks/results/animate-<device>.json.
 Usage: python benchmarks/animate.py [--device cpu] [--checkpoint CKPT] [--al-checkpoint CKPT]
-       [--frames 32]
+       [--frames 32] [--speed-only]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import platform
 import tempfile
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +111,9 @@ def contact_sheet(video: Path, out: Path) -> None:
     Image.fromarray(row).save(out)
 
 
-def seconds_per_frame(checkpoint: Path, folder: Path, refs, size, frames: int, device: str):
+def seconds_per_frame(
+    checkpoint: Path, folder: Path, refs, size, frames: int, device: str, mode: str
+):
     photo = folder / "photo.png"
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)).save(photo)
@@ -129,6 +133,8 @@ def seconds_per_frame(checkpoint: Path, folder: Path, refs, size, frames: int, d
         frames=frames,
         device=device,
         progress=False,
+        flow_backend="dis",
+        mode=mode,
     )
     short = AnimateOptions(**{**vars(options), "frames": 2})
     animate_photo(short)  # warm-up
@@ -143,6 +149,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, help="default: train the small model")
     parser.add_argument("--al-checkpoint", type=Path, help="default: train the small AL model")
     parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--speed-only", action="store_true", help="no contact sheets")
     args = parser.parse_args()
     results = {
         "device": torch.cuda.get_device_name()
@@ -157,19 +164,19 @@ def main() -> None:
         lake = reference(folder, "left", (0.0, 0.0), (-0.6, 0.0))
         both = reference(folder, "both", (0.6, 0.0), (-0.6, 0.0))
         checkpoint = random_checkpoint(folder)
-        for width, height in ((256, 256), (1920, 1080)):
+        for (width, height), mode in product(((256, 256), (1920, 1080)), ("recurrent", "single")):
             per_frame, fixed = seconds_per_frame(
-                checkpoint, folder, refs, (width, height), args.frames, args.device
+                checkpoint, folder, refs, (width, height), args.frames, args.device, mode
             )
-            results["speed"][f"{width}x{height}"] = {
+            results["speed"][f"{width}x{height} {mode}"] = {
                 "seconds_per_frame": round(per_frame, 4),
                 "fixed_seconds": round(fixed, 3),
             }
             print(
-                f"{width}x{height}: {per_frame:.4f} s per frame, {fixed:.2f} s fixed "
+                f"{width}x{height} {mode}: {per_frame:.4f} s per frame, {fixed:.2f} s fixed "
                 "(model load, references, flow generation, 2 frames)"
             )
-        if STILLS.is_dir():
+        if STILLS.is_dir() and not args.speed_only:
             SHEETS.mkdir(parents=True, exist_ok=True)
             small = args.checkpoint or trained_checkpoint(folder, "fgla_small.yaml")
             baseline = args.al_checkpoint or trained_checkpoint(folder, "al_small.yaml")

@@ -36,7 +36,7 @@ from timelapse_d.fgla.direction import Vector, direction_cosine, region_motion
 from timelapse_d.fgla.inference import Reference, generate_flow, region_latents
 from timelapse_d.fgla.protocol import EvalOptions, evaluate
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
-from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_latents
+from timelapse_d.fgla.trained import TrainedModel, code_latents, load_trained
 from timelapse_d.fgla.warp import pixel_to_grid
 from timelapse_d.segment.groups import GROUP_NAMES, group_masks
 from timelapse_d.synth.control import ControlClip, render_clip, write_control_build
@@ -53,10 +53,13 @@ Case = tuple[Vector, Vector]
 LatentsFn = Callable[[TrainedModel, Reference], list[torch.Tensor]]
 
 
-def train_model(name: str, build: Path, out: Path, steps: int) -> tuple[Path, float]:
-    """Train one model in one thread; its checkpoint and the seconds it took."""
+def train_model(
+    name: str, build: Path, out: Path, steps: int, config_file: str, overrides: dict | None = None
+) -> tuple[Path, float]:
+    """Train one model (``config_file`` in models/ with ``overrides``) in one thread; its
+    checkpoint and the seconds it took."""
     started = time.monotonic()
-    config = load_fgla_config(ROOT / "models" / CONFIGS[name])
+    config = load_fgla_config(ROOT / "models" / config_file, overrides)
     train(config, TrainOptions(build, out / name, steps=steps, seed=SEED))
     return out / name / CHECKPOINT, time.monotonic() - started
 
@@ -76,9 +79,9 @@ def cases(count: int, same: bool) -> list[Case]:
     return drawn
 
 
-def clip(index: int, sky: Vector, water: Vector) -> ControlClip:
+def clip(index: int, sky: Vector, water: Vector, speed: float = SPEED) -> ControlClip:
     rng = np.random.default_rng([SEED, HELD_OUT + index])
-    scaled = [(SPEED * v[0], SPEED * v[1]) for v in (sky, water)]
+    scaled = [(speed * v[0], speed * v[1]) for v in (sky, water)]
     return render_clip(rng, SIZE, 3, scaled[0], scaled[1])
 
 
@@ -94,9 +97,8 @@ def from_reference(trained: TrainedModel, reference: Reference) -> list[torch.Te
 
 def from_codebook(trained: TrainedModel, reference: Reference) -> list[torch.Tensor]:
     """Every codebook entry (the reference is not used)."""
-    codes = sample_latents(trained, len(trained.codebook) if trained.codebook is not None else 0)
-    assert codes, "the AL checkpoint has no codebook"
-    return codes
+    assert trained.codebook is not None, "the AL checkpoint has no codebook"
+    return [code_latents(trained, i) for i in range(len(trained.codebook))]
 
 
 def score(trained: TrainedModel, latents_of: LatentsFn, drawn: list[Case]) -> dict[str, float]:
@@ -127,6 +129,40 @@ def score(trained: TrainedModel, latents_of: LatentsFn, drawn: list[Case]) -> di
     }
 
 
+def region_speed(flow: torch.Tensor, masks: torch.Tensor, group: int) -> float:
+    """Mean generated motion magnitude over the group, pixels per frame at SIZE."""
+    return float(flow.norm(dim=1)[masks[:, group] > 0].mean()) * SIZE / 2
+
+
+def speed_control(trained: TrainedModel, count: int) -> dict[str, float]:
+    """References 1x (0.26 px per frame) and 3x as fast: the ratio of the generated mean
+    magnitudes per region (median over cases); and references whose sky or water holds still:
+    the generated mean magnitude of that region (mean over cases, pixels at SIZE)."""
+    ratios: dict[int, list[float]] = {SKY: [], WATER: []}
+    still: list[float] = []
+    for i, (d, e) in enumerate(cases(count, same=False)):
+        target = clip(2 * i + 1, (0.0, 0.0), (0.0, 0.0))
+        image = torch.from_numpy(target.frames[:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        masks = torch.from_numpy(group_masks(target.groups[:1])).float()
+        speeds = []
+        for speed in (0.26, 0.78):
+            latents = from_reference(trained, reference_of(clip(2 * i, d, e, speed)))[0]
+            speeds.append(generate_flow(trained.model, image, masks, latents))
+        for group in ratios:
+            slow, fast = (region_speed(f, masks, group) for f in speeds)
+            ratios[group].append(fast / max(slow, 1e-9))
+        half = clip(2 * i, (0.0, 0.0) if i % 2 else d, e if i % 2 else (0.0, 0.0))
+        flow = generate_flow(
+            trained.model, image, masks, from_reference(trained, reference_of(half))[0]
+        )
+        still.append(region_speed(flow, masks, SKY if i % 2 else WATER))
+    return {
+        "sky_speed_ratio": round(float(np.median(ratios[SKY])), 3),
+        "water_speed_ratio": round(float(np.median(ratios[WATER])), 3),
+        "still_region_px": round(float(np.mean(still)), 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
@@ -140,7 +176,9 @@ def main() -> None:
         write_control_build(folder / "build", SEED, args.clips, size=SIZE)
         trained, seconds = {}, {}
         for name in CONFIGS:
-            checkpoint, seconds[name] = train_model(name, folder / "build", folder, args.steps)
+            checkpoint, seconds[name] = train_model(
+                name, folder / "build", folder, args.steps, CONFIGS[name]
+            )
             trained[name] = load_trained(checkpoint)
         runs = [
             ("FGLA, reference", "FGLA", from_reference),
@@ -157,6 +195,8 @@ def main() -> None:
                         **score(trained[name], latents_of, drawn),
                     }
                 )
+        speeds = {name: speed_control(model, args.cases) for name, model in trained.items()}
+        print("speed control (1x vs 3x references; still regions):", speeds)
         protocol = masked_scores(folder, {name: model.source for name, model in trained.items()})
     print_table(rows)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +208,7 @@ def main() -> None:
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "codebook_size": len(trained["AL"].codebook) if trained["AL"].codebook is not None else 0,
         "rows": rows,
+        "speed": speeds,
         "protocol": protocol,
     }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
@@ -175,19 +216,25 @@ def main() -> None:
 
 
 def masked_scores(folder: Path, checkpoints: dict[str, Path]) -> dict[str, dict[str, float]]:
-    """Masked PSNR and SSIM of `tld eval` on 24 held-out clips of 33 frames."""
-    write_control_build(folder / "heldout", SEED + 1, 24, size=SIZE, frames=33)
-    options = EvalOptions(
-        data=folder / "heldout",
-        checkpoints=checkpoints,
-        out=folder / "eval",
-        split="all",
-        metrics=("psnr", "ssim"),
-    )
-    results = evaluate(options)["models"]
-    for name, row in results.items():
-        print(f"{name}: masked PSNR {row['psnr']:.2f}, masked SSIM {row['ssim']:.4f}")
-    return {n: {m: round(r[m], 4) for m in ("psnr", "ssim")} for n, r in results.items()}
+    """Masked PSNR and SSIM of `tld eval` on 24 held-out clips of 33 frames, recurrent (the
+    default) and single-flow."""
+    heldout = folder / "heldout"
+    if not heldout.exists():
+        write_control_build(heldout, SEED + 1, 24, size=SIZE, frames=33)
+    scores: dict[str, dict[str, float]] = {}
+    for mode in ("recurrent", "single"):
+        options = EvalOptions(
+            data=heldout,
+            checkpoints=checkpoints,
+            out=folder / f"eval-{mode}",
+            split="all",
+            metrics=("psnr", "ssim"),
+            mode=mode,
+        )
+        for name, row in evaluate(options)["models"].items():
+            print(f"{name} ({mode}): masked PSNR {row['psnr']:.2f}, SSIM {row['ssim']:.4f}")
+            scores[f"{name}, {mode}"] = {m: round(row[m], 4) for m in ("psnr", "ssim")}
+    return scores
 
 
 def print_table(rows: list[dict[str, object]]) -> None:

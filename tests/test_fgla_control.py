@@ -23,9 +23,12 @@ from timelapse_d.fgla.data import FGLAStream, StreamConfig
 from timelapse_d.fgla.direction import direction_cosine, region_motion
 from timelapse_d.fgla.inference import (
     Reference,
+    chosen_motion,
     generate_flow,
     reference_latents,
     region_latents,
+    step_flow,
+    still_latents,
 )
 from timelapse_d.fgla.model import FGLA, encoder_inputs
 from timelapse_d.fgla.trained import load_trained
@@ -63,11 +66,11 @@ def as_reference(clip: ControlClip) -> Reference:
     return Reference(pixel_to_grid(torch.from_numpy(clip.flow)), masks)
 
 
-def held_out(index: int, sky: Vector, water: Vector | None) -> ControlClip:
-    """A clip never trained on; sky and water drift at SPEED along the given directions."""
+def held_out(index: int, sky: Vector, water: Vector | None, pace: float = SPEED) -> ControlClip:
+    """A clip never trained on; sky and water drift at ``pace`` along the given directions."""
     rng = np.random.default_rng([SEED, HELD_OUT + index])
-    lake = None if water is None else (SPEED * water[0], SPEED * water[1])
-    return render_clip(rng, SIZE, 3, (SPEED * sky[0], SPEED * sky[1]), lake)
+    lake = None if water is None else (pace * water[0], pace * water[1])
+    return render_clip(rng, SIZE, 3, (pace * sky[0], pace * sky[1]), lake)
 
 
 def speed(flow: torch.Tensor, masks: torch.Tensor, group: int) -> float:
@@ -112,6 +115,27 @@ def test_regions_follow_their_references_and_missing_water_holds_still(
     assert speed(still, masks, WATER) < STILL_SPEED, speed(still, masks, WATER)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("d", "e"), COMBOS)
+def test_reference_speed_sets_the_generated_speed_and_a_still_reference_holds_still(
+    trained: FGLA, targets: tuple[torch.Tensor, torch.Tensor], d: Vector, e: Vector
+) -> None:
+    """References 1x and 3x as fast (0.26 and 0.78 px per frame, the training range) give
+    generated motion at least 2x apart in each region; a reference whose sky holds still gives
+    a still sky (mean flow under 0.05 px per frame at 64 px)."""
+    images, masks = targets
+
+    def flow_of(clip: ControlClip) -> torch.Tensor:
+        choice = dict.fromkeys(GROUP_NAMES, as_reference(clip))
+        return generate_flow(trained, images, masks, region_latents(trained, choice))
+
+    slow, fast = (flow_of(held_out(102, d, e, pace)) for pace in (0.26, 0.78))
+    for group in (SKY, WATER):
+        assert speed(fast, masks, group) >= 2 * speed(slow, masks, group), group
+    still = flow_of(held_out(103, (0.0, 0.0), e))
+    assert speed(still, masks, SKY) < 0.05 * 2 / SIZE, speed(still, masks, SKY) * SIZE / 2
+
+
 @pytest.fixture
 def control_build(tmp_path: Path) -> Path:
     write_control_build(tmp_path, seed=3, clips=6, size=32, water_share=0.5, clips_per_shard=4)
@@ -119,7 +143,7 @@ def control_build(tmp_path: Path) -> Path:
 
 
 def test_control_build_streams_with_exact_flow(control_build: Path) -> None:
-    samples = list(FGLAStream(StreamConfig(str(control_build / "shards"), flip=False)))
+    samples = list(FGLAStream(StreamConfig(str(control_build / "shards"), mirror=False)))
     assert sorted(s["key"] for s in samples) == [f"control-{i:06d}" for i in range(6)]
     checked = 0
     for sample in samples:
@@ -179,21 +203,50 @@ def reference(*groups: int, seed: int) -> Reference:
     return Reference(torch.randn(1, 2, 32, 32, generator=gen) * 0.02, band_masks(1, *groups))
 
 
-def test_region_latents_take_each_row_from_its_reference() -> None:
+def test_chosen_motion_takes_each_row_from_its_reference_and_holds_the_rest_still() -> None:
     model = tiny_model()
     lake = reference(SKY, WATER, OTHERS, seed=1)
     clouds = reference(SKY, OTHERS, seed=2)
+    motion = chosen_motion(model, {"sky": clouds, "water": lake, "tree": lake})
     z = region_latents(model, {"sky": clouds, "water": lake, "tree": lake})
     lake_z, lake_present = reference_latents(model, lake)
     clouds_z, _ = reference_latents(model, clouds)
     assert z.shape == (6, 2) and lake_present.tolist() == [1, 0, 0, 1, 0, 1]
     assert torch.equal(z[SKY], clouds_z[SKY]) and torch.equal(z[WATER], lake_z[WATER])
-    assert z[WATER].abs().sum() > 0 and not torch.equal(z[SKY], lake_z[SKY])
+    assert not torch.equal(z[SKY], lake_z[SKY])
+    assert motion.moving.tolist() == [True, False, False, True, False, False]
     others = [g for g in range(len(GROUP_NAMES)) if g not in (SKY, WATER)]
-    assert z[others].abs().sum() == 0  # tree: absent from its reference; the rest: not chosen
-    assert region_latents(model, {"water": clouds}).abs().sum() == 0
+    torch.testing.assert_close(z[others], still_latents(model)[others])  # tree: absent from lake
+    images = torch.rand(1, 3, 32, 32) * 2 - 1
+    masks = band_masks(1, SKY, TREE, WATER, OTHERS)
+    flow = step_flow(model, motion, 0, images, masks)
+    still = (masks[:, TREE] + masks[:, OTHERS]) > 0
+    assert flow.abs().sum(1)[still].max() == 0 and flow.abs().sum(1)[~still].min() > 0
     with pytest.raises(ValueError, match="unknown group 'lake'"):
         region_latents(model, {"lake": lake})
+
+
+def test_a_still_latent_does_not_depend_on_the_mask() -> None:
+    model = tiny_model()
+    still = torch.zeros(1, 2, 16, 16)
+    latents = [
+        model.encode(still, band_masks(1, *groups)[:, :, ::2, ::2])[0]
+        for groups in ((SKY, WATER), (SKY, OTHERS, WATER, TREE))
+    ]
+    torch.testing.assert_close(latents[0][0, SKY], latents[1][0, SKY], rtol=0, atol=0)
+
+
+def test_per_pair_latents_follow_the_reference_pairs() -> None:
+    model = tiny_model()
+    first, second = reference(SKY, WATER, seed=3), reference(SKY, OTHERS, seed=4)
+    both = Reference(torch.cat((first.flow, second.flow)), torch.cat((first.masks, second.masks)))
+    motion = chosen_motion(model, dict.fromkeys(GROUP_NAMES, both), per_pair=True)
+    z1, z2 = reference_latents(model, first)[0], reference_latents(model, second)[0]
+    assert len(motion.latents) == 2
+    torch.testing.assert_close(motion.at(0)[SKY], z1[SKY])
+    torch.testing.assert_close(motion.at(3)[SKY], z2[SKY])  # cycling: step 3 uses pair 1
+    mean = reference_latents(model, both)[0]
+    torch.testing.assert_close(motion.at(1)[WATER], mean[WATER])  # pair 1 has no water
 
 
 def test_reference_latents_average_the_pairs_holding_the_group() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate, flip_sample
+from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate, mirror_sample
 
 SIZE = 256
 
@@ -33,7 +33,7 @@ def warp_error(sample: dict) -> tuple[float, float]:
 
 
 def test_samples_have_fgla_shapes_and_ranges(fields_build: Path) -> None:
-    samples = list(stream(fields_build, flip=False))
+    samples = list(stream(fields_build, mirror=False))
     clips = sum(1 for _ in (fields_build / "shards").glob("clips-*.tar"))
     assert len(samples) >= 10 and clips >= 1
     for s in samples:
@@ -44,19 +44,19 @@ def test_samples_have_fgla_shapes_and_ranges(fields_build: Path) -> None:
     assert len({s["key"] for s in samples}) == len(samples)  # one pair per clip per pass
 
 
-def test_flipped_samples_still_warp_frame_t_onto_t_plus_1(fields_build: Path) -> None:
+def test_mirrored_samples_still_warp_frame_t_onto_t_plus_1(fields_build: Path) -> None:
     """Mirroring the flow without negating its x component would make the warp worse than none."""
     checked = 0
-    for sample in stream(fields_build, flip=False):
+    for sample in stream(fields_build, mirror=False):
         if np.abs(sample["flow"][0]).mean() < 0.3:
             continue
         original, still = warp_error(sample)
         if original > 0.8 * still:  # swaying trees hide their branches: no clear signal
             continue
-        flipped = flip_sample(sample)
-        error, _ = warp_error(flipped)
+        mirrored = mirror_sample(sample)
+        error, _ = warp_error(mirrored)
         assert error < 1.1 * original + 1e-3, (sample["key"], error, original)
-        wrong = {**flipped, "flow": flipped["flow"] * np.array([-1.0, 1.0])[:, None, None]}
+        wrong = {**mirrored, "flow": mirrored["flow"] * np.array([-1.0, 1.0])[:, None, None]}
         assert warp_error(wrong)[0] > error
         checked += 1
     assert checked >= 3
@@ -64,21 +64,25 @@ def test_flipped_samples_still_warp_frame_t_onto_t_plus_1(fields_build: Path) ->
 
 def test_ranks_see_disjoint_data_and_seeds_reproduce(fields_build: Path) -> None:
     ranks = [
-        {s["key"] for s in stream(fields_build, rank=r, world_size=2, flip=False)} for r in (0, 1)
+        {s["key"] for s in stream(fields_build, rank=r, world_size=2, mirror=False)} for r in (0, 1)
     ]
     assert ranks[0] and ranks[1] and not ranks[0] & ranks[1]
-    everything = {s["key"] for s in stream(fields_build, flip=False)}
+    everything = {s["key"] for s in stream(fields_build, mirror=False)}
     assert ranks[0] | ranks[1] == everything
-    first = [(s["key"], s["pair"], s["flipped"]) for s in stream(fields_build, seed=3)]
-    again = [(s["key"], s["pair"], s["flipped"]) for s in stream(fields_build, seed=3)]
-    other = stream(fields_build, seed=3)
+    first = [
+        (s["key"], s["pair"], s["mirrored"]) for s in stream(fields_build, seed=3, mirror=True)
+    ]
+    again = [
+        (s["key"], s["pair"], s["mirrored"]) for s in stream(fields_build, seed=3, mirror=True)
+    ]
+    other = stream(fields_build, seed=3, mirror=True)
     other.set_epoch(1)
     assert first == again
-    assert [(s["key"], s["pair"], s["flipped"]) for s in other] != first
+    assert [(s["key"], s["pair"], s["mirrored"]) for s in other] != first
 
 
 def test_dataloader_workers_split_shards_and_batches_stack(fields_build: Path) -> None:
-    data = stream(fields_build, flip=False)
+    data = stream(fields_build, mirror=False)
     direct = sorted(s["key"] for s in data)
     loader = DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate)
     keys = []

@@ -333,7 +333,7 @@ def test_state_dict_round_trip_is_strict() -> None:
 def test_shipped_config_holds_every_default() -> None:
     text = default_config_path().read_text(encoding="utf-8")
     assert load_fgla_config() == FGLAConfig()
-    for key in ("flow_scale: 32.0", "tv_sigma: 0.1", "lr: 1.0e-4", "epochs: 500"):
+    for key in ("flow_scale: 32.0", "tv_sigma: 0.1", "lr: 1.0e-4", "flow_backend: flownet2"):
         assert key in text
 
 

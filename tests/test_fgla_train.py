@@ -62,6 +62,20 @@ def test_resume_continues_with_the_same_losses(fields_build: Path, tmp_path: Pat
     assert losses == pytest.approx([r["loss"] for r in resumed], rel=1e-5)
 
 
+def test_resume_at_the_end_of_a_pass_continues_with_the_next(
+    fields_build: Path, tmp_path: Path
+) -> None:
+    config = load_fgla_config(overrides=SMALL)
+    straight = train(config, TrainOptions(fields_build, tmp_path / "straight", steps=5))
+    # 12 clips in batches of 4: the checkpoint of step 3 ends pass 0
+    first = train(config, TrainOptions(fields_build, tmp_path / "resumed", steps=3))
+    second = train(config, TrainOptions(fields_build, tmp_path / "resumed", steps=5, resume=True))
+    assert [r["pass"] for r in first + second] == [0, 0, 0, 1, 1]
+    for a, b in zip(straight, first + second, strict=True):
+        assert a["keys"] == b["keys"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7), (a, b)
+
+
 def test_loss_falls_and_runs_are_not_overwritten(fields_build: Path, tmp_path: Path) -> None:
     config = load_fgla_config(overrides={**SMALL, "train.lr": 1e-3})
     rows = train(config, TrainOptions(fields_build, tmp_path / "run", steps=12))

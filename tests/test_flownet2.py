@@ -383,3 +383,23 @@ def test_cuda_correlation_and_half_precision_forward(model: FlowNet2) -> None:
         model.cpu()
     assert half_flow.shape == full.shape == (2, 2, 200, 300)
     np.testing.assert_allclose(half_flow, full, atol=0.05 * (np.abs(full).max() + 1))
+
+
+def test_flownetc_correlation_runs_in_float32_under_autocast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As NVIDIA's layer, the cost volume is computed in fp32 even when the convs run in bf16."""
+    import timelapse_d.flow.flownet2 as flownet2
+
+    seen = []
+
+    def spy(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+        seen.append((f1.dtype, torch.is_autocast_enabled("cpu")))
+        return correlation(f1, f2)
+
+    monkeypatch.setattr(flownet2, "correlation", spy)
+    torch.manual_seed(0)
+    net = flownet2.FlowNetC().eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        net(torch.randn(1, 6, 64, 64))
+    assert seen == [(torch.float32, False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import av
@@ -27,9 +28,12 @@ def _gray_frames(path: Path) -> list[np.ndarray]:
 
 
 def test_same_seed_gives_identical_files_and_another_seed_differs(
-    corpus: list[Path], tmp_path: Path
+    corpus: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    again = write_corpus(tmp_path / "again", seed=3, **SIZE)
+    with caplog.at_level(logging.INFO, logger="timelapse_d"):
+        again = write_corpus(tmp_path / "again", seed=3, **SIZE)
+    done = [r.getMessage() for r in caplog.records if "videos rendered" in r.getMessage()]
+    assert len(done) == len(again) and done[-1].startswith(f"synthetic corpus: {len(again)}/")
     for a, b in zip(corpus, again, strict=True):
         assert a.read_bytes() == b.read_bytes()
         for suffix in (".truth.json", ".truth.npz"):

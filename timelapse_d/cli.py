@@ -387,6 +387,14 @@ def _frame_size(value: str) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
+_SINGLE_FLOW = click.option(
+    "--single-flow",
+    is_flag=True,
+    help="One flow from the input, composed with itself (faster, steady), instead of the "
+    "papers' recurrent prediction from each generated frame.",
+)
+
+
 @cli.command()
 @click.argument("image", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option(
@@ -411,7 +419,8 @@ def _frame_size(value: str) -> tuple[int, int] | None:
     "reference_masks",
     multiple=True,
     metavar="[GROUP=]FILE",
-    help="Group-id image for the --reference with the same GROUP= (default: the segmenter).",
+    help="Group-id image or boxes (as --mask) for the --reference with the same GROUP= "
+    "(default: the segmenter).",
 )
 @click.option(
     "--code",
@@ -423,8 +432,9 @@ def _frame_size(value: str) -> tuple[int, int] | None:
     "--mask",
     default="auto",
     show_default=True,
-    help="The photo's groups: auto (HRNetV2 segmenter, `tld weights`) or an image of group ids "
-    "(0 sky, 1 tree, 2 grass, 3 water, 4 waterfall, 5 others).",
+    help="The photo's groups: auto (HRNetV2 segmenter, `tld weights`), an image of group ids "
+    "(0 sky, 1 tree, 2 grass, 3 water, 4 waterfall, 5 others) or boxes without weights, "
+    "GROUP:X0,Y0,X1,Y1[;...] in fractions (e.g. 'sky:0,0,1,0.45;water:0,0.6,1,1').",
 )
 @click.option("--frames", type=int, default=32, show_default=True)
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Motion per frame x S.")
@@ -434,12 +444,11 @@ def _frame_size(value: str) -> tuple[int, int] | None:
 @click.option(
     "--flow-backend",
     type=click.Choice(["dis", "flownet2", "raft"]),
-    default="dis",
-    show_default=True,
-    help="Flow of the reference videos.",
+    help="Flow of the reference videos [default: the model's data.flow_backend].",
 )
 @click.option("--flow-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--device", default="cpu", show_default=True)
+@_SINGLE_FLOW
 @_WEIGHTS_DIR
 def animate(
     image: Path,
@@ -454,9 +463,10 @@ def animate(
     loop: bool,
     size: str,
     fps: float,
-    flow_backend: str,
+    flow_backend: str | None,
     flow_weights: Path | None,
     device: str,
+    single_flow: bool,
     weights_dir: Path | None,
 ) -> None:
     """Animate the photo IMAGE with the motion of reference videos (or a codebook entry), at
@@ -480,6 +490,8 @@ def animate(
         flow_weights=flow_weights,
         device=device,
         weights_dir=weights_dir,
+        progress=sys.stderr.isatty(),
+        mode="single" if single_flow else None,
     )
     result = animate_photo(options)
     click.echo(
@@ -517,6 +529,7 @@ def animate(
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval"), show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Choice of references.")
+@_SINGLE_FLOW
 @_WEIGHTS_DIR
 def eval_command(
     checkpoints: tuple[str, ...],
@@ -529,6 +542,7 @@ def eval_command(
     out: Path,
     device: str,
     seed: int,
+    single_flow: bool,
     weights_dir: Path | None,
 ) -> None:
     """Score checkpoints on the FGLA paper's protocol (masked PSNR and SSIM, LPIPS, FID, FVD).
@@ -557,6 +571,7 @@ def eval_command(
         seed=seed,
         max_clips=max_clips,
         weights_dir=weights_dir,
+        mode="single" if single_flow else None,
     )
     click.echo(markdown_table(evaluate(options), chosen), nl=False)
     click.echo(f"(also in {out / RESULTS_MD} and eval.json)")

@@ -1,16 +1,18 @@
-"""Frames from one generated flow, looping, and writing them as a video.
+"""Frames from generated flows, looping, and writing them as a video.
 
-FGLA predicts one backward flow F for the input image I_0. Frame t is I_0 sampled once at
-F_0->t, where F_0->t composes F t times (:func:`timelapse_d.fgla.warp.compose_flows`), so no
-frame is a resampling of a resampled frame and detail does not blur away. The flow (grid
-units) is resized to the image's own size, so a 256 x 256 flow animates a photo of any
-resolution. Frames are produced one at a time, so a long 1080p animation needs the memory of
-a few frames, not of the whole video.
+Recurrent (the papers' inference, :func:`iter_recurrent_frames`): the model predicts the step
+flow F_t from each generated frame I_t at its own size, and frame t + 1 is I_0 sampled once at
+F_0->t, the composition of F_0 .. F_t (:func:`timelapse_d.fgla.warp.compose_flows`), so no
+frame is a resampling of a resampled frame and detail does not blur away. Single-flow
+(:func:`iter_frames`): one flow F predicted from I_0 is composed with itself, faster and a
+steady motion. Flows (grid units) are resized to the image's own size, so a 256 x 256 flow
+animates a photo of any resolution. Frames are produced one at a time, so a long 1080p
+animation needs the memory of a few frames, not of the whole video.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from itertools import chain
 from pathlib import Path
@@ -46,6 +48,37 @@ def iter_frames(
         yield source
         for _ in range(frames - 1):
             accumulated = compose_flows(accumulated, flow, compose, align_corners)
+            yield warp(source, accumulated, align_corners)
+
+
+# (step t, frame t at the model's size, 1 x 3 x S x S in [-1, 1]) -> F_t (1 x 2 x S x S, grid)
+StepFlow = Callable[[int, Tensor], Tensor]
+
+
+def iter_recurrent_frames(
+    image: Tensor,
+    small: Tensor,
+    step_flow: StepFlow,
+    frames: int,
+    compose: str = "warp",
+    align_corners: bool = False,
+    speed: float = 1.0,
+) -> Iterator[Tensor]:
+    """``frames`` frames (each 1 x C x H x W) of ``image``, frame 0 being the image, where
+    ``small`` is the image at the model's size: F_t comes from ``step_flow`` on frame t at
+    that size (I_0 warped by F_0->t-1 composed at that size), scaled by ``speed``."""
+    with torch.no_grad():
+        source, model_input = image.float(), small.float()
+        size = tuple(source.shape[-2:])
+        accumulated = torch.zeros(1, 2, *size, device=source.device)
+        accumulated_small = torch.zeros(1, 2, *model_input.shape[-2:], device=source.device)
+        yield source
+        for t in range(frames - 1):
+            flow_small = step_flow(t, model_input).float() * speed
+            flow = resize_flow(flow_small, size, "bilinear")
+            accumulated = compose_flows(accumulated, flow, compose, align_corners)
+            accumulated_small = compose_flows(accumulated_small, flow_small, compose, align_corners)
+            model_input = warp(small.float(), accumulated_small, align_corners)
             yield warp(source, accumulated, align_corners)
 
 

@@ -5,6 +5,7 @@ entries drive similar motion."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,18 @@ def codebook_latents(codebook: Tensor | np.ndarray, index: int, groups: int) -> 
             f"codebook index {index} is out of range for a codebook of {len(book)} codes"
         )
     return book[index].expand(groups, -1).clone()
+
+
+def field_codes(model: nn.Module, fields: Mapping[str, Tensor]) -> np.ndarray:
+    """The code of each clip's common motion field (M x code_dim, in key order): the clip's
+    latest code, from which Animating Landscape builds its codebook."""
+    if not fields:
+        raise ValueError("no common motion field: nothing to build a codebook")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        stacked = torch.stack([fields[key] for key in sorted(fields)]).to(device)
+        latents, _ = model.encode(stacked, None)
+    return latents[:, 0].cpu().double().numpy()
 
 
 def clip_codes(model: nn.Module, shard_dir: Path, config: ModelConfig) -> np.ndarray:

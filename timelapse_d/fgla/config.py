@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from timelapse_d.config import ConfigError, read_yaml
+from timelapse_d.flow.backends import BACKENDS
 
 CONFIG_FILE = "fgla.yaml"  # in models/, shipped as timelapse_d.model_configs
 FLOW_RESIZE_MODES = ("area", "bilinear", "nearest")
@@ -29,6 +30,8 @@ TRAIN_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PADDING_MODES = ("reflect", "zeros", "replicate")
 MODEL_KINDS = ("fgla", "al")
 FRAME_NORMS = ("l1", "l2")
+INFERENCE_MODES = ("recurrent", "single")
+LATENT_CHOICES = ("per_pair", "mean")
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -51,6 +54,9 @@ class EncoderConfig:
     depth: int = 5  # stride-2 layers: flow_size / 2**depth is the map the head reduces to 1x1
     first_kernel: int = 5  # kernel of the first layer (later layers use 3)
     masked_norm: bool = True  # instance-norm statistics over the valid (in-group) pixels only
+    magnitude_path: bool = True  # add a linear map of the group's mean flow to z (speed)
+    magnitude_gain: float = 4.0  # that map's initial gain (an identity times this)
+    mirror_input: bool = True  # FGLA's flip: E reads flow and masks mirrored, values unchanged
 
     def __post_init__(self) -> None:
         _positive("model.encoder", self, "base_channels", "max_channels", "depth", "first_kernel")
@@ -82,6 +88,7 @@ class ALConfig:
     code_dim: int = 8  # the global motion code c
     encoder_channels: tuple[int, ...] = (64, 128, 192, 256)  # first conv, then residual blocks
     codebook_size: int = 100  # at most this many k-means centres in the codebook
+    common_motion_field: bool = True  # the encoder reads each clip's last prediction (AL)
 
     def __post_init__(self) -> None:
         _positive("model.al", self, "code_dim", "codebook_size")
@@ -156,14 +163,13 @@ class TrainConfig:
     lr: float = 1.0e-4
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 8
-    epochs: int = 500
     precision: str = "auto"  # auto: bf16 (else fp16) autocast on CUDA, fp32 on CPU
     tensorboard: bool = True  # scalars in OUT/tensorboard when the package is installed
     sample_every: int = 500  # steps between sample animations in OUT/samples (0: none)
     sample_frames: int = 16
 
     def __post_init__(self) -> None:
-        _positive("train", self, "lr", "batch_size", "epochs", "sample_frames")
+        _positive("train", self, "lr", "batch_size", "sample_frames")
         _choice("train.precision", self.precision, TRAIN_PRECISIONS)
         if self.sample_every < 0:
             raise ConfigError(f"train.sample_every must be 0 or more, got {self.sample_every}")
@@ -174,11 +180,13 @@ class DataConfig:
     """What the training pairs are."""
 
     frame_stride: int = 4  # one of every four source frames
-    flip: bool = True  # horizontally flipped video as ground truth (self-supervision)
+    flow_backend: str = "flownet2"  # flow of the fields trained on and of reference videos
+    mirror: bool = False  # augmentation: mirror half the samples whole (flow x negated)
     min_frame_change: float = 0.0  # skip pairs whose mean |I_t+1 - I_t| (in [-1, 1]) is below
 
     def __post_init__(self) -> None:
         _positive("data", self, "frame_stride")
+        _choice("data.flow_backend", self.flow_backend, BACKENDS)
         if self.min_frame_change < 0:
             raise ConfigError(
                 f"data.min_frame_change must be 0 or more, got {self.min_frame_change}"
@@ -190,9 +198,13 @@ class InferenceConfig:
     """Animation with references."""
 
     compose: str = "warp"  # how F_0->t accumulates (warp.compose_flows)
+    mode: str = "recurrent"  # F_t from each generated frame (papers) | single: one flow
+    latents: str = "per_pair"  # z_t from reference pair t (paper) | mean: averaged over pairs
 
     def __post_init__(self) -> None:
         _choice("inference.compose", self.compose, COMPOSE_MODES)
+        _choice("inference.mode", self.mode, INFERENCE_MODES)
+        _choice("inference.latents", self.latents, LATENT_CHOICES)
 
 
 @dataclass(frozen=True)

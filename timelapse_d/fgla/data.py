@@ -3,14 +3,15 @@ fields by key, one random frame pair per clip per pass.
 
 A sample is ``I_t`` and ``I_t+1`` (3 x S x S float32 in [-1, 1]), the backward flow ``F_t``
 (2 x S x S float32, pixels: ``I_t+1(p) ~= I_t(p + F_t(p))``) and the six group masks ``M_t``
-(6 x S x S float32 one-hot). With ``flip``, half the samples are mirrored left-right: images
-and masks are mirrored, and the flow field is mirrored and its horizontal component negated,
-so the flipped flow still maps the flipped frames onto each other (FGLA's self-supervision
-uses the flipped video as ground truth).
+(6 x S x S float32 one-hot). With ``mirror`` (an augmentation, off by default), half the
+samples are mirrored left-right: images and masks are mirrored, and the flow field is mirrored
+and its horizontal component negated, so the mirrored flow still maps the mirrored frames onto
+each other. (FGLA's own flip, which mirrors only the encoder's input, is applied in
+:func:`timelapse_d.fgla.losses.training_losses`.)
 
 Shards are split between ranks (``rank::world_size``) and then between DataLoader workers
 (``worker::num_workers``); every split is disjoint. Randomness (shard order, pair choice,
-flip, shuffle buffer) comes from one seed combined with the epoch, rank and worker, so a run is
+mirroring, shuffle buffer) comes from one seed combined with the epoch, rank and worker, so a run is
 reproducible and resumes exactly from (epoch, sample position).
 """
 
@@ -46,7 +47,7 @@ class StreamConfig:
 
     shard_dir: str
     seed: int = 0
-    flip: bool = True  # mirror half the samples (images, masks, flow)
+    mirror: bool = False  # mirror half the samples (images, masks, flow)
     min_frame_change: float = 0.0  # drop drawn pairs whose mean |I_t+1 - I_t| is below this
     shuffle_buffer: int = 64  # samples mixed before they are yielded (0: shard order)
     resampled: bool = False  # endless stream drawing shards at random (with replacement)
@@ -62,7 +63,7 @@ def clip_shards(shard_dir: Path) -> list[Path]:
     return shards
 
 
-def flip_sample(sample: dict[str, Any]) -> dict[str, Any]:
+def mirror_sample(sample: dict[str, Any]) -> dict[str, Any]:
     """The sample mirrored left-right; the flow's horizontal component changes sign."""
     flow = sample["flow"][..., ::-1].copy()
     flow[0] *= -1.0
@@ -72,7 +73,7 @@ def flip_sample(sample: dict[str, Any]) -> dict[str, Any]:
         "image_t1": sample["image_t1"][..., ::-1].copy(),
         "masks": sample["masks"][..., ::-1].copy(),
         "flow": flow,
-        "flipped": True,
+        "mirrored": True,
     }
 
 
@@ -98,7 +99,7 @@ def training_pair(
         "image_t1": image_t1,
         "flow": flows[j],
         "masks": masks,
-        "flipped": False,
+        "mirrored": False,
     }
 
 
@@ -150,8 +151,8 @@ class FGLAStream(IterableDataset):
                 sample = training_pair(joined, rng, self.config.min_frame_change)
                 if sample is None:
                     continue
-                if self.config.flip and rng.random() < 0.5:
-                    sample = flip_sample(sample)
+                if self.config.mirror and rng.random() < 0.5:
+                    sample = mirror_sample(sample)
                 buffer.append(sample)
                 if len(buffer) > self.config.shuffle_buffer:
                     yield buffer.pop(rng.randrange(len(buffer)))
@@ -160,10 +161,10 @@ class FGLAStream(IterableDataset):
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack a list of samples into tensors (keys, pairs and flips stay lists)."""
+    """Stack a list of samples into tensors (keys, pairs and mirror flags stay lists)."""
     batch: dict[str, Any] = {}
     for name in ("image_t", "image_t1", "flow", "masks"):
         batch[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
-    for name in ("key", "pair", "flipped"):
+    for name in ("key", "pair", "mirrored"):
         batch[name] = [s[name] for s in samples]
     return batch

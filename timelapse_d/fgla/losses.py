@@ -29,6 +29,7 @@ class LossTerms:
     frame: Tensor
     flow: Tensor
     tv: Tensor
+    predicted: Tensor  # the generated flow (N x 2 x S x S, grid units)
 
 
 def tv_weights(image: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
@@ -60,7 +61,7 @@ def fgla_losses(
     flow = (pred_flow - true_flow).abs().sum(1).mean()
     tv = weighted_tv(pred_flow, image_t1, loss.tv_sigma, loss.tv_reduction)
     total = loss.frame_weight * frame + loss.flow_weight * flow + loss.tv_weight * tv
-    return LossTerms(total, frame, flow, tv)
+    return LossTerms(total, frame, flow, tv, pred_flow)
 
 
 def training_losses(
@@ -70,11 +71,16 @@ def training_losses(
     image_t1: Tensor,
     flow_px: Tensor,
     masks: Tensor,
+    encoder_flow: Tensor | None = None,
 ) -> LossTerms:
     """One training batch as the stream yields it (images in [-1, 1], backward flow in pixels,
     one-hot masks, all at ``image_size``) through ``model`` (an :class:`FGLA`, possibly
-    wrapped in DDP) to the loss terms."""
+    wrapped in DDP) to the loss terms. ``encoder_flow`` (N x 2 x s x s at ``flow_size``, grid
+    units), when given, is what the encoder reads instead of the pair's own flow (Animating
+    Landscape's common motion fields)."""
     true_flow = pixel_to_grid(flow_px, config.model.align_corners)
     flow_small, masks_small = encoder_inputs(true_flow, masks, config.model)
+    if encoder_flow is not None:
+        flow_small = encoder_flow
     pred_flow = model(image_t, flow_small, masks_small, masks)
     return fgla_losses(pred_flow, true_flow, image_t, image_t1, config)

@@ -47,9 +47,14 @@ class FineGrainedMotionEncoder(nn.Module):
     """E: a fully partial-convolution network, flow (N x 2 x s x s) and one binary mask per
     sample (N x 1 x s x s) -> latent (N x latent_dim).
 
+    The flow is read in the generator's units (times ``flow_scale``, so of order 1).
     ``depth`` stride-2 blocks, then a head partial conv whose kernel covers the remaining map
-    (no norm, no activation). An empty mask gives exactly 0: a partial conv outputs 0 where no
-    input pixel is valid, so nothing outside the group reaches z.
+    (no norm, no activation). The instance norms keep the shape of the motion but not its size,
+    so with ``magnitude_path`` a linear map (no bias) of the group's mean flow is added to z:
+    the latent then carries the speed and direction of a uniform drift, whose normalised
+    features are exactly 0. An empty mask gives exactly 0: a partial conv outputs 0 where no
+    input pixel is valid, and the mean flow of no pixel is 0, so nothing outside the group
+    reaches z.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -64,13 +69,26 @@ class FineGrainedMotionEncoder(nn.Module):
             in_ch = ch
         self.blocks = nn.ModuleList(blocks)
         self.head = PartialConv2d(in_ch, config.latent_dim, config.flow_size // 2**enc.depth)
+        self.magnitude = None
+        if enc.magnitude_path:  # starts as the mean flow itself, times magnitude_gain
+            self.magnitude = nn.Linear(FLOW_CHANNELS, config.latent_dim, bias=False)
+            with torch.no_grad():
+                self.magnitude.weight.copy_(
+                    torch.eye(config.latent_dim, FLOW_CHANNELS) * enc.magnitude_gain
+                )
+        self.flow_scale = config.flow_scale
 
     def forward(self, flow: Tensor, mask: Tensor) -> Tensor:
-        x = flow
+        x = flow * self.flow_scale
+        valid = mask
         for block in self.blocks:
-            x, mask = block(x, mask)
-        z, _ = self.head(x, mask)
-        return z.flatten(1)
+            x, valid = block(x, valid)
+        z, _ = self.head(x, valid)
+        z = z.flatten(1)
+        if self.magnitude is None:
+            return z
+        mean = (flow * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)
+        return z + self.magnitude(mean * self.flow_scale)
 
 
 def latent_map(latents: Tensor, masks: Tensor) -> Tensor:
@@ -177,8 +195,13 @@ class FGLA(nn.Module):
     def encode(self, flow: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
         """Z (N x G x latent_dim) from flow (N x 2 x s x s, grid units) and group masks
         (N x G x s x s); groups are folded into the batch. Also ``present`` (N x G bool):
-        whether the group has a pixel (absent groups have z = 0)."""
+        whether the group has a pixel (absent groups have z = 0). With
+        ``encoder.mirror_input`` (FGLA's flip, in training and inference alike) E reads the flow
+        and masks mirrored left-right with the flow values unchanged, so the latent cannot tie
+        the motion to where things are in the image the generator sees."""
         self._check_groups(masks)
+        if self.config.encoder.mirror_input:
+            flow, masks = flow.flip(-1), masks.flip(-1)
         n, groups = masks.shape[:2]
         folded = flow.unsqueeze(1).expand(-1, groups, -1, -1, -1).flatten(0, 1)
         z = self.encoder(folded, masks.flatten(0, 1).unsqueeze(1))

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from timelapse_d.fgla.animation import iter_frames, uint8_frames, write_video
+from timelapse_d.fgla.animation import uint8_frames, write_video
 from timelapse_d.fgla.config import FGLAConfig
-from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
+from timelapse_d.fgla.inference import Reference, chosen_motion, motion_frames
 from timelapse_d.fgla.warp import pixel_to_grid
+from timelapse_d.segment.groups import GROUP_NAMES
 
 LOG = logging.getLogger("timelapse_d")
 LOG_FILE = "train_log.csv"
@@ -84,14 +85,17 @@ class TrainMonitor:
         was_training = model.training
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             own_motion = Reference(pixel_to_grid(flow_px, cfg.align_corners), masks)
-            latents, _ = reference_latents(model, own_motion)
-            step_flow = generate_flow(model, image, masks, latents)
-            frames = iter_frames(
-                image,
-                step_flow,
-                self.config.train.sample_frames,
-                self.config.inference.compose,
-                cfg.align_corners,
+            motion = chosen_motion(model, dict.fromkeys(GROUP_NAMES, own_motion))
+            frames = list(
+                motion_frames(
+                    model,
+                    self.config,
+                    image,
+                    image,
+                    lambda _: masks,
+                    motion,
+                    self.config.train.sample_frames,
+                )
             )
         model.train(was_training)
         path = self.out / SAMPLES / f"step-{step:07d}.mp4"

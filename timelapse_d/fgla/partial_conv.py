@@ -50,9 +50,12 @@ class PartialConv2d(nn.Conv2d):
 
 def masked_instance_norm(x: Tensor, mask: Tensor, eps: float = 1e-5) -> Tensor:
     """Instance norm with per-sample, per-channel statistics over pixels where ``mask`` is 1
-    (``mask``: N x 1 x H x W); the result is 0 outside the mask and for an empty mask."""
+    (``mask``: N x 1 x H x W); the result is 0 outside the mask, for an empty mask and, exactly,
+    for a channel whose variance over the mask is below ``eps`` (a constant feature carries no
+    shape, and normalising it would only amplify rounding noise)."""
     xf, mf = x.float(), mask.float()
     count = mf.sum((2, 3), keepdim=True).clamp_min(1.0)
     mean = (xf * mf).sum((2, 3), keepdim=True) / count
     var = ((xf - mean) ** 2 * mf).sum((2, 3), keepdim=True) / count
-    return ((xf - mean) * torch.rsqrt(var + eps) * mf).to(x.dtype)
+    varied = (var >= eps).to(xf.dtype)
+    return ((xf - mean) * torch.rsqrt(var + eps) * mf * varied).to(x.dtype)

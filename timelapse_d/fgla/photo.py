@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -27,20 +27,22 @@ from timelapse_d.config import ConfigError
 from timelapse_d.fgla.animation import (
     VIDEO_FORMATS,
     crossfade_loop,
-    iter_frames,
+    to_uint8,
     uint8_frames,
     write_video,
 )
-from timelapse_d.fgla.inference import Reference, generate_flow, region_latents
+from timelapse_d.fgla.config import FGLAConfig
+from timelapse_d.fgla.inference import MasksOf, Reference, chosen_motion, motion_frames
 from timelapse_d.fgla.regions import (
     GroupFn,
+    box_layout,
     fixed_groups,
-    read_group_mask,
+    layout_groups,
     resize_groups,
     segmenter_groups,
     whole_image_group,
 )
-from timelapse_d.fgla.trained import TrainedModel, code_latents, load_trained
+from timelapse_d.fgla.trained import codebook_motion, load_trained
 from timelapse_d.segment.groups import GROUP_NAMES, group_masks
 
 ALL_GROUPS = ""  # the key of a reference given without a group: it drives every group
@@ -62,11 +64,12 @@ class AnimateOptions:
     loop: bool = False
     size: tuple[int, int] | None = None  # (width, height); None: the photo's own
     fps: float = 12.0
-    flow_backend: str = "dis"
+    flow_backend: str | None = None  # of the references; None: the model's data.flow_backend
     flow_weights: Path | None = None
     device: str = "cpu"
     weights_dir: Path | None = None
     progress: bool = True
+    mode: str | None = None  # recurrent | single; None: the model's inference.mode
 
     def __post_init__(self) -> None:
         if self.frames < 2:
@@ -88,7 +91,7 @@ class AnimateOptions:
             *self.references.values(),
             *self.reference_masks.values(),
         ):
-            if path is not None and not path.is_file():
+            if path is not None and not path.is_file() and box_layout(str(path)) is None:
                 raise ConfigError(f"{path}: no such file")
         stray = sorted(set(self.reference_masks) - set(self.references))
         if stray:
@@ -130,29 +133,29 @@ def animate_photo(options: AnimateOptions) -> AnimateResult:
             f"{options.checkpoint}: an Animating Landscape model has one global motion code; "
             "give one --reference VIDEO without GROUP=, or --code K"
         )
-    latents = code_latents(trained, options.code) if options.code is not None else None
+    config = trained.config
+    if options.mode is not None:
+        config = replace(config, inference=replace(config.inference, mode=options.mode))
+    motion = codebook_motion(trained, options.code) if options.code is not None else None
     segmenter = _segmenter_if_needed(options) if regional else whole_image_group
     photo = read_photo(options.image, options.size)
-    size = trained.config.model.image_size
+    size = config.model.image_size
     small = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
-    if options.mask is not None and regional:
-        ids = resize_groups(read_group_mask(options.mask), size, size)
-    else:
-        assert segmenter is not None
-        ids = segmenter(small[None])[0]
-    if latents is None:
-        latents = region_latents(trained.model, _choice(options, trained, segmenter))
     device = next(trained.model.parameters()).device
-    masks = torch.from_numpy(group_masks(ids[None])).float().to(device)
-    step_flow = generate_flow(trained.model, _to_tensor(small, device), masks, latents)
+    if motion is None:
+        per_pair = regional and config.inference.latents == "per_pair"
+        choice = _choice(options, config, segmenter)
+        motion = chosen_motion(trained.model, choice, per_pair)
     fade = max(1, options.frames // 4) if options.loop else 0
     frames = uint8_frames(
-        iter_frames(
+        motion_frames(
+            trained.model,
+            config,
             _to_tensor(photo, device),
-            step_flow,
+            _to_tensor(small, device),
+            _masks_of(options, segmenter, regional, size),
+            motion,
             options.frames + fade,
-            trained.config.inference.compose,
-            trained.config.model.align_corners,
             options.speed,
         )
     )
@@ -179,6 +182,24 @@ def read_photo(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def _masks_of(
+    options: AnimateOptions, segmenter: GroupFn | None, regional: bool, size: int
+) -> MasksOf:
+    """The group masks of each generated frame: the mask file's (fixed: a still camera), else
+    the segmenter's on that frame (the paper's M_t of I_t)."""
+    if options.mask is not None and regional:
+        ids = resize_groups(layout_groups(options.mask), size, size)
+        fixed = torch.from_numpy(group_masks(ids[None])).float()
+        return lambda frame: fixed.to(frame.device)
+    assert segmenter is not None
+
+    def masks_of(frame: Tensor) -> Tensor:
+        ids = segmenter(to_uint8(frame))
+        return torch.from_numpy(group_masks(ids)).float().to(frame.device)
+
+    return masks_of
+
+
 def _segmenter_if_needed(options: AnimateOptions) -> GroupFn | None:
     if options.mask is not None and set(options.reference_masks) == set(options.references):
         return None  # with --code there are no references: the mask is all it needs
@@ -186,22 +207,24 @@ def _segmenter_if_needed(options: AnimateOptions) -> GroupFn | None:
 
 
 def _choice(
-    options: AnimateOptions, trained: TrainedModel, segmenter: GroupFn | None
+    options: AnimateOptions, config: FGLAConfig, segmenter: GroupFn | None
 ) -> dict[str, Reference]:
     """Group name -> the reference that drives it (references are read once each)."""
     from timelapse_d.fgla.references import reference_from_video
     from timelapse_d.flow.backends import make_flow_backend
 
     backend = make_flow_backend(
-        options.flow_backend, device=options.device, weights=options.flow_weights
+        options.flow_backend or config.data.flow_backend,
+        device=options.device,
+        weights=options.flow_weights,
     )
-    regional = trained.config.model.regional  # a global-code model ignores reference masks
+    regional = config.model.regional  # a global-code model ignores reference masks
     loaded = {}
     for key, video in options.references.items():
         mask = options.reference_masks.get(key)
         groups = fixed_groups(mask) if mask is not None and regional else segmenter
         assert groups is not None
-        loaded[key] = reference_from_video(video, trained.config, backend, groups)
+        loaded[key] = reference_from_video(video, config, backend, groups)
     fallback = loaded.get(ALL_GROUPS)
     choice = {name: loaded.get(name, fallback) for name in GROUP_NAMES}
     return {name: reference for name, reference in choice.items() if reference is not None}

@@ -4,7 +4,10 @@ For every test clip the input is its first sampled frame; each model makes ``sam
 of ``frames`` frames at its ``image_size``, one per motion: FGLA takes the latents of
 ``samples`` other test clips (their stored flow and masks), chosen with a fixed seed so every
 model sees the same references; a model with a codebook (Animating Landscape) takes
-``samples`` codes spread over its codebook. Scores, averaged over clips and samples:
+``samples`` codes drawn at random from its codebook (seeded per clip). Videos are generated
+as the model's ``inference.mode`` says (recurrent by default: the flow of each step is predicted
+from the frame generated last; ``mode`` overrides it for every model). Scores, averaged over
+clips and samples:
 
 masked PSNR and SSIM between the input and each generated frame, over the pixels the
 ground-truth clip leaves still (:func:`timelapse_d.metrics.pixels.score_video`); LPIPS between
@@ -18,6 +21,7 @@ one generated video is held at a time. LPIPS, FID and FVD need user-supplied net
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,10 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from timelapse_d.config import ConfigError
-from timelapse_d.fgla.animation import iter_frames, uint8_frames
+from timelapse_d.fgla.animation import uint8_frames
+from timelapse_d.fgla.config import FGLAConfig
 from timelapse_d.fgla.data import clip_shards
-from timelapse_d.fgla.inference import Reference, generate_flow, reference_latents
-from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_latents
+from timelapse_d.fgla.inference import Motion, Reference, chosen_motion, motion_frames
+from timelapse_d.fgla.trained import TrainedModel, load_trained, sample_codes
 from timelapse_d.fgla.warp import pixel_to_grid, resize_flow
 from timelapse_d.metrics.features import (
     FeatureNets,
@@ -51,7 +56,7 @@ from timelapse_d.metrics.inception import FEATURES as INCEPTION_FEATURES
 from timelapse_d.metrics.pixels import score_video
 from timelapse_d.precompute.fields import decode_flow, decode_frames, decode_masks, iter_joined
 from timelapse_d.runs import write_atomic
-from timelapse_d.segment.groups import group_masks
+from timelapse_d.segment.groups import GROUP_NAMES, group_masks
 
 METRICS = ("psnr", "ssim", "lpips", "fid", "fvd")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "fvd": False}
@@ -79,6 +84,7 @@ class EvalOptions:
     seed: int = 0
     max_clips: int | None = None
     weights_dir: Path | None = None  # of LPIPS, FID and FVD; None: `tld weights`'s default
+    mode: str | None = None  # inference mode (recurrent | single); None: each model's own
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.metrics) - set(METRICS))
@@ -98,6 +104,7 @@ class TestClip:
     frames: np.ndarray  # (T, S, S, 3) uint8
     groups: np.ndarray  # (T, S, S) uint8 group ids
     flow: np.ndarray  # (T - 1, 2, S, S) float32 backward flow in pixels
+    flow_backend: str  # the backend that estimated ``flow`` (from the field's metadata)
 
 
 @dataclass
@@ -184,6 +191,7 @@ def _iter_clips(data: Path, wanted: set[str] | None) -> Iterator[TestClip]:
                 frames=decode_frames(joined["frames"]),
                 groups=decode_masks(joined["mask"])["groups"],
                 flow=decode_flow(joined["flow"]),
+                flow_backend=str(json.loads(joined["flow"]["json"]).get("backend", "unknown")),
             )
 
 
@@ -199,6 +207,7 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
         "data": str(options.data),
         "split": options.split,
         "clips": len(clips),
+        "reference_flow": sorted({clip.flow_backend for clip in clips}),
         "samples": options.samples,
         "frames": options.frames,
         "metrics": list(options.metrics),
@@ -211,9 +220,12 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             scores.add_clip(first, truth)
             for video in _videos(trained, clips, index, options):
                 scores.add_video(first, video, truth)
+        config = _config(trained, options)
         results["models"][name] = {
             "checkpoint": str(options.checkpoints[name]),
             "step": trained.step,
+            "inference": config.inference.mode,
+            "flow_backend": config.data.flow_backend,
             **scores.summary(),
         }
     options.out.mkdir(parents=True, exist_ok=True)
@@ -273,36 +285,47 @@ def _videos(
     trained: TrainedModel, clips: list[TestClip], index: int, options: EvalOptions
 ) -> Iterator[np.ndarray]:
     """``samples`` generated videos of clip ``index``: (frames + 1, S, S, 3) uint8 each,
-    frame 0 being the input."""
-    model, config = trained.model, trained.config
+    frame 0 being the input. Every frame keeps the input's masks (the stored fields have no
+    segmenter at hand; the camera of a test clip is still)."""
+    model, config = trained.model, _config(trained, options)
     device = next(model.parameters()).device
     size = config.model.image_size
     clip = clips[index]
     image = unit_frames(_resize_frames(clip.frames[:1], size)).to(device)
     masks = _one_hot(clip.groups[:1], size).to(device)
-    for latents in _motions(trained, clips, index, options):
-        step_flow = generate_flow(model, image, masks, latents)
-        frames = iter_frames(
-            image,
-            step_flow,
-            options.frames + 1,
-            config.inference.compose,
-            config.model.align_corners,
+    for motion in _motions(trained, clips, index, options):
+        frames = motion_frames(
+            model, config, image, image, lambda _: masks, motion, options.frames + 1
         )
         yield np.stack(list(uint8_frames(frames)))
 
 
+def _config(trained: TrainedModel, options: EvalOptions) -> FGLAConfig:
+    """The model's config with ``options.mode`` as its inference mode when given."""
+    if options.mode is None:
+        return trained.config
+    inference = dataclasses.replace(trained.config.inference, mode=options.mode)
+    return dataclasses.replace(trained.config, inference=inference)
+
+
 def _motions(
     trained: TrainedModel, clips: list[TestClip], index: int, options: EvalOptions
-) -> list[torch.Tensor]:
-    """Latents of each sample: codebook codes, else references from other clips."""
-    codes = sample_latents(trained, options.samples)
+) -> list[Motion]:
+    """The motion of each sample: codebook entries drawn at random, else references from
+    other clips driving every group."""
+    codes = sample_codes(trained, options.samples, f"{options.seed}-{index}")
     if codes is not None:
         return codes
     rng = random.Random(f"{options.seed}-{index}")
     others = [i for i in range(len(clips)) if i != index]
     chosen = [rng.choice(others) for _ in range(options.samples)]
-    return [reference_latents(trained.model, _reference(clips[i], trained))[0] for i in chosen]
+    per_pair = trained.config.model.regional and trained.config.inference.latents == "per_pair"
+    return [
+        chosen_motion(
+            trained.model, dict.fromkeys(GROUP_NAMES, _reference(clips[i], trained)), per_pair
+        )
+        for i in chosen
+    ]
 
 
 def _reference(clip: TestClip, trained: TrainedModel) -> Reference:

@@ -31,11 +31,12 @@ from torch.utils.data import DataLoader
 
 from timelapse_d.checkpoints import CheckpointError
 from timelapse_d.config import ConfigError
-from timelapse_d.fgla.codebook import build_codebook, clip_codes
+from timelapse_d.fgla.codebook import build_codebook, clip_codes, field_codes
 from timelapse_d.fgla.config import FGLAConfig, config_to_dict, fgla_config_from_dict
 from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate
 from timelapse_d.fgla.losses import training_losses
 from timelapse_d.fgla.monitor import TrainMonitor
+from timelapse_d.fgla.motion_fields import CommonMotionFields
 from timelapse_d.fgla.trained import build_model
 from timelapse_d.runs import atomic_path
 from timelapse_d.torch_runtime import autocast, resolve_device
@@ -95,8 +96,11 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
     precision = training_precision(config.train.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     position = Position()
+    fields = None
     if options.resume:
-        config, position = _load(checkpoint, model, optimizer, scaler, device, rank, world)
+        config, position, fields = _load(checkpoint, model, optimizer, scaler, device, rank, world)
+    if fields is None and _common_fields(config):
+        fields = CommonMotionFields(config.model.flow_size)
     run = _Run(
         config=config,
         options=options,
@@ -109,7 +113,7 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
             StreamConfig(
                 str(options.data / "shards"),
                 seed=options.seed,
-                flip=config.data.flip,
+                mirror=config.data.mirror,
                 min_frame_change=config.data.min_frame_change,
                 rank=rank,
                 world_size=world,
@@ -118,6 +122,7 @@ def train(config: FGLAConfig, options: TrainOptions) -> list[dict[str, Any]]:
         monitor=TrainMonitor(options.out, config, position.step, options.steps, rank),
         rank=rank,
         world=world,
+        fields=fields,
     )
     try:
         return _loop(run, position)
@@ -150,6 +155,7 @@ class _Run:
     monitor: TrainMonitor
     rank: int
     world: int
+    fields: CommonMotionFields | None = None  # Animating Landscape's encoder input
 
 
 def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
@@ -158,14 +164,17 @@ def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     started, samples = time.monotonic(), 0
     while position.step < options.steps:
-        step_before = position.step
         for batch in _batches(run.stream, config, options, position):
+            fields = run.fields.batch(batch["key"], device) if run.fields else None
             with autocast(device, run.precision):
                 terms = training_losses(
                     run.network,
                     config,
                     *(batch[k].to(device) for k in ("image_t", "image_t1", "flow", "masks")),
+                    encoder_flow=fields,
                 )
+            if run.fields:
+                run.fields.update(batch["key"], terms.predicted)
             run.optimizer.zero_grad(set_to_none=True)
             run.scaler.scale(terms.total).backward()
             run.scaler.step(run.optimizer)
@@ -181,7 +190,7 @@ def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
                 return rows
             if position.step % options.checkpoint_every == 0:
                 _save(run, _positions(position, run.world))
-        if position.step == step_before:
+        if position.batches == 0:  # counts the batches done before a resume in this pass too
             raise ConfigError(
                 f"rank {run.rank} of {run.world} has no training data (fewer shards?)"
             )
@@ -227,19 +236,41 @@ def _log_row(position: Position, terms: Any, rate: float) -> dict[str, float]:
     return row
 
 
+def _common_fields(config: FGLAConfig) -> bool:
+    """Whether the encoder reads common motion fields (Animating Landscape's training)."""
+    return not config.model.regional and config.model.al.common_motion_field
+
+
 def _final_codebook(run: _Run) -> torch.Tensor | None:
     """Animating Landscape's codebook of the trained model (rank 0 only; None for FGLA): one
-    code per training clip, reduced by k-means to at most ``model.al.codebook_size``."""
+    code per training clip (of its latest common motion field, or the mean code of its stored
+    flow), reduced by k-means to at most ``model.al.codebook_size``."""
     model_config = run.config.model
+    fields = _gathered_fields(run)
     if model_config.regional or run.rank != 0:
         return None
-    codes = clip_codes(run.model, run.options.data / "shards", model_config)
+    if fields is not None:
+        codes = field_codes(run.model, fields)
+    else:
+        codes = clip_codes(run.model, run.options.data / "shards", model_config)
     centres = build_codebook(codes, model_config.al.codebook_size, run.options.seed)
     LOG.info("codebook: %d codes from %d training clips", len(centres), len(codes))
     return torch.from_numpy(centres).float()
 
 
+def _gathered_fields(run: _Run) -> dict[str, torch.Tensor] | None:
+    """Every rank's common motion fields (all ranks take part), None without them."""
+    if run.fields is None:
+        return None
+    if run.world == 1:
+        return run.fields.fields
+    gathered: list[Any] = [None] * run.world
+    dist.all_gather_object(gathered, run.fields.fields)
+    return {key: field for part in gathered for key, field in part.items()}
+
+
 def _save(run: _Run, positions: list[dict[str, int]], codebook: torch.Tensor | None = None) -> None:
+    fields = _gathered_fields(run)
     if run.rank != 0:
         return
     payload = {
@@ -251,6 +282,8 @@ def _save(run: _Run, positions: list[dict[str, int]], codebook: torch.Tensor | N
     }
     if codebook is not None:
         payload["codebook"] = codebook
+    if fields is not None:
+        payload["motion_fields"] = fields
     with atomic_path(run.options.out / CHECKPOINT) as tmp:
         torch.save(payload, tmp)
 
@@ -263,7 +296,7 @@ def _load(
     device: torch.device,
     rank: int,
     world: int,
-) -> tuple[FGLAConfig, Position]:
+) -> tuple[FGLAConfig, Position, CommonMotionFields | None]:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
@@ -276,4 +309,7 @@ def _load(
     optimizer.load_state_dict(payload["optimizer"])
     if payload.get("scaler"):
         scaler.load_state_dict(payload["scaler"])
-    return config, Position(**positions[rank])
+    fields = payload.get("motion_fields")
+    if fields is not None:
+        fields = CommonMotionFields(config.model.flow_size, fields)
+    return config, Position(**positions[rank]), fields

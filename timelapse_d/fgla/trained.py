@@ -7,6 +7,7 @@ another model or config is refused with the first mismatching key named.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from timelapse_d.config import ConfigError
 from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.codebook import codebook_latents
 from timelapse_d.fgla.config import FGLAConfig, fgla_config_from_dict
+from timelapse_d.fgla.inference import Motion
 from timelapse_d.fgla.model import FGLA
 
 
@@ -87,13 +89,21 @@ def _step(payload: Mapping[str, Any]) -> int:
     return int(positions[0].get("step", 0))
 
 
-def sample_latents(trained: TrainedModel, count: int) -> list[Tensor] | None:
-    """``count`` latents (G x D each) from codes spread evenly over the model's codebook, or
-    None when the model has no codebook (its motion comes from references)."""
+def sample_codes(trained: TrainedModel, count: int, seed: int | str = 0) -> list[Motion] | None:
+    """``count`` motions from codebook entries drawn at random (with replacement, seeded), as
+    Animating Landscape samples its codebook, or None when the model has no codebook (its
+    motion comes from references)."""
     if trained.codebook is None:
         return None
-    picks = torch.linspace(0, len(trained.codebook) - 1, count).round().long().tolist()
-    return [code_latents(trained, i) for i in picks]
+    rng = random.Random(seed)
+    return [codebook_motion(trained, rng.randrange(len(trained.codebook))) for _ in range(count)]
+
+
+def codebook_motion(trained: TrainedModel, index: int) -> Motion:
+    """The motion of codebook entry ``index``: its code for the whole image, every group
+    moving."""
+    latents = code_latents(trained, index)
+    return Motion(latents[None], torch.ones(len(latents), dtype=torch.bool, device=latents.device))
 
 
 def code_latents(trained: TrainedModel, index: int) -> Tensor:

@@ -113,7 +113,9 @@ class FlowNetC(_FlowNetBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv2a, conv2b = (self.conv2(self.conv1(im)) for im in x.split(3, dim=1))
         conv3a, conv3b = self.conv3(conv2a), self.conv3(conv2b)
-        corr = F.leaky_relu(correlation(conv3a, conv3b), 0.1)
+        with torch.autocast(conv3a.device.type, enabled=False):  # fp32, as the original layer
+            corr = correlation(conv3a.float(), conv3b.float())
+        corr = F.leaky_relu(corr.to(conv3a.dtype), 0.1)
         conv3 = self.conv3_1(torch.cat((self.conv_redir(conv3a), corr), dim=1))
         conv4 = self.conv4_1(self.conv4(conv3))
         conv5 = self.conv5_1(self.conv5(conv4))

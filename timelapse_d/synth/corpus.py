@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,8 @@ from timelapse_d.synth.motion import motion_to_dict
 from timelapse_d.synth.render import Scene, render
 from timelapse_d.synth.scenes import KINDS, SceneSpec, build_scene
 from timelapse_d.synth.truth import SegmentTruth, Truth, save_truth
+
+LOG = logging.getLogger("timelapse_d")
 
 # The corpus in order; "+ramp" adds a sunset-like dimming. It is split into videos only between
 # two entries that are neither "black" nor "fade" (those need a scene on both sides).
@@ -182,9 +185,11 @@ def write_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     videos = _split(_specs(seed), num_videos)
     paths, index = [], 0
+    LOG.info("synthetic corpus: rendering %d videos into %s", len(videos), out_dir)
     for v, specs in enumerate(videos):
         path = out_dir / f"synth-{v:03d}.mp4"
         _write_video(path, specs, seed, index, (height, width), fps)
         paths.append(path)
         index += len(specs)
+        LOG.info("synthetic corpus: %d/%d videos rendered (%s)", v + 1, len(videos), path.name)
     return sorted(paths)
