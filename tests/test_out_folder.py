@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from small_build import build_command, last_line, small_input, snapshot, tld
 
+from timelapse_d.annotation.push import make_previews, source_paths
+from timelapse_d.manifest import read_rows
 from timelapse_d.runs import RunDir, write_atomic
 
 pytestmark = pytest.mark.slow
@@ -135,6 +137,17 @@ def test_outputs_follow_the_umask(built: Path, tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o640
+
+
+def test_label_studio_previews_follow_the_umask(built: Path, tmp_path: Path) -> None:
+    kept = [row for row in read_rows(built / "manifest.parquet") if row["status"] == "kept"]
+    previous = os.umask(0o027)
+    try:
+        assert make_previews(kept[:1], source_paths(built), tmp_path, workers=1) == 1
+    finally:
+        os.umask(previous)
+    (preview,) = tmp_path.glob("*.mp4")
+    assert stat.S_IMODE(preview.stat().st_mode) == 0o640
 
 
 def _umask() -> int:
