@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -10,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-import webdataset as wds
+from small_build import snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -44,26 +42,10 @@ def _tld_build(out: Path) -> list[str]:
     ]
 
 
-def _snapshot(out: Path) -> dict:
-    """Everything a consumer reads: manifests and every shard sample, byte for byte."""
-    shards = {}
-    for tar in sorted((out / "shards").glob("clips-*.tar")):
-        shards[tar.name] = [
-            (s["__key__"], s["mp4"], json.loads(s["json"]))
-            for s in wds.WebDataset(str(tar), shardshuffle=False)
-        ]
-    return {
-        "manifest": pq.read_table(out / "manifest.parquet").to_pylist(),
-        "videos": pq.read_table(out / "videos.parquet").to_pylist(),
-        "shards": shards,
-        "shard_files": sorted(p.name for p in (out / "shards").iterdir()),
-    }
-
-
 def test_kill_nine_at_any_moment_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     subprocess.run(_tld_build(reference), check=True, capture_output=True)
-    expected = _snapshot(reference)
+    expected = snapshot(reference)
     assert expected["manifest"] and expected["shards"]
 
     out = tmp_path / "killed"
@@ -87,5 +69,5 @@ def test_kill_nine_at_any_moment_then_rerun_equals_uninterrupted(tmp_path: Path)
     assert status.returncode == 0
     final = subprocess.run(_tld_build(out), capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
-    assert _snapshot(out) == expected
+    assert snapshot(out) == expected
     assert not list(out.rglob("*.part"))
