@@ -12,8 +12,11 @@ model is the first of these that holds:
 2. two rigid layers, one above the other, together explain ``rigid_share``: clouds drifting over
    a landscape; the lower layer, the ground, carries the camera (still or moving);
 3. the translation of the lowest ``ground_share`` of the tracks, when it explains
-   ``ground_fit`` of them within ``ground_tolerance`` of their median motion (at least 6 such
-   tracks) and fewer than ``static_share`` of all tracks stand still against it: the ground,
+   ``ground_fit`` of them within ``ground_tolerance`` of their median motion, or
+   ``ground_cluster`` of them within ``inlier_threshold`` (rigid structure agrees within
+   tracking noise even where a few sky tracks sit among it, as under a thin skyline; clouds
+   spread wider), with at least 6 such tracks, and fewer than ``static_share`` of all tracks
+   stand still against it: the ground,
    horizon and buildings at the bottom of a landscape carry the camera. Real cameras
    (parallax, rolling shutter, blur, compression) rarely fit one similarity within 0.25 px
    over the whole frame, and the sky above does what it likes; deforming clouds at the bottom
@@ -64,6 +67,7 @@ class MotionConfig:
     ground_share: float = 0.4
     ground_fit: float = 0.8
     ground_tolerance: float = 0.3
+    ground_cluster: float = 0.7
     min_tracks: int = 12  # fewer kept tracks make the pair invalid (black, flat frames)
     # Duplicated frames (a 8 fps time-lapse exported at 24 fps repeats each frame 3 times) would
     # make pairs of identical frames, so a pan would measure as no motion at all: a pair's
@@ -288,11 +292,12 @@ class MotionAnalyzer:
         return None if self._still_tracks_disagree(lower[0], a, b, thr) else lower[0]
 
     def _ground(self, a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray | None:
-        """The translation (median displacement) of the lowest ``ground_share`` of the tracks
-        (by height in the frame) when it explains ``ground_fit`` of them within
-        ``ground_tolerance`` of their median motion; None when the bottom of the frame does not
-        move as one. A translation only: a cloud deck converging on the horizon moves like a
-        zoom about a point low in the frame, which a similarity would take for the ground."""
+        """The translation of the lowest ``ground_share`` of the tracks (by height in the
+        frame) when they move as one: ``ground_fit`` of them within ``ground_tolerance`` of
+        their median motion, or ``ground_cluster`` of them within ``thr`` of one track's
+        motion (then the median of those); None otherwise. A translation only: a cloud deck
+        converging on the horizon moves like a zoom about a point low in the frame, which a
+        similarity would take for the ground."""
         cfg = self.config
         bottom = a[:, 1] >= _quantile(a[:, 1], 1 - cfg.ground_share)
         if bottom.sum() < cfg.min_tracks // 2:
@@ -300,9 +305,13 @@ class MotionAnalyzer:
         moves = b[bottom] - a[bottom]
         shift = np.median(moves, axis=0)
         tolerance = max(thr, cfg.ground_tolerance * _quantile(np.linalg.norm(moves, axis=1), 0.5))
-        fits = np.linalg.norm(moves - shift, axis=1) < tolerance
-        if fits.mean() < cfg.ground_fit:
-            return None
+        if np.mean(np.linalg.norm(moves - shift, axis=1) < tolerance) < cfg.ground_fit:
+            agree = np.linalg.norm(moves[:, None] - moves[None], axis=2) < thr
+            counts = agree.sum(axis=1)
+            best = int(np.argmax(counts))
+            if counts[best] < max(cfg.ground_cluster * len(moves), cfg.min_tracks // 2):
+                return None
+            shift = np.median(moves[agree[best]], axis=0)
         return np.hstack([np.eye(2), shift[:, None]])
 
     def _still_tracks_disagree(
