@@ -16,8 +16,8 @@ model is the first of these that holds:
    ``ground_cluster`` of them within ``inlier_threshold`` (rigid structure agrees within
    tracking noise even where a few sky tracks sit among it, as under a thin skyline; clouds
    spread wider), with at least 6 such tracks, and fewer than ``static_share`` of all tracks
-   stand still against it: the ground,
-   horizon and buildings at the bottom of a landscape carry the camera. Real cameras
+   stand still against it: the ground, horizon and buildings at the bottom of a landscape
+   carry the camera. Real cameras
    (parallax, rolling shutter, blur, compression) rarely fit one similarity within 0.25 px
    over the whole frame, and the sky above does what it likes; deforming clouds at the bottom
    of a sky-only frame do not move as one within that share of their motion, and water
@@ -26,8 +26,8 @@ model is the first of these that holds:
    when it stays within that threshold or explains ``rigid_share``: a fixed horizon under clouds
    that cover most of the frame, and slow sub-threshold drift;
 5. otherwise no camera model: a sky full of deforming clouds is scene motion, not a pan. The
-   pair reads as no camera motion, and is left out of the camera trajectory (see
-   :func:`clip_motion_scores`).
+   pair reads as no camera motion, and is left out of the camera trajectory that camera shake
+   follows (see :func:`clip_motion_scores`).
 
 Whatever the camera model does not explain beyond ``inlier_threshold`` (tracking noise) is the
 *residual*: scene motion. Per-pair values are in pixels of the analysis frame;
