@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from conftest import SHARED_MEDIA, needs_shared_media
 
-from timelapse_d.analysis.motion import MotionAnalyzer, MotionConfig, clip_motion_scores
+from timelapse_d.analysis.motion import (
+    MotionAnalyzer,
+    MotionConfig,
+    PairMeasurements,
+    clip_motion_scores,
+)
 from timelapse_d.config import FilterConfig
 from timelapse_d.stages.filter import CAMERA_LIMITS
 
@@ -112,6 +117,29 @@ def test_a_clip_uses_only_the_pairs_inside_it() -> None:
     frames = still + panning
     assert not _has_camera_motion(_scores(frames, 0, 20))
     assert _has_camera_motion(_scores(frames, 20, 40))
+
+
+def _pair_table(tx: np.ndarray, modelled: np.ndarray) -> PairMeasurements:
+    """Pairs every 3rd frame with translation `tx` (pixels at 256 px) where `modelled`."""
+    n = len(tx)
+    zeros = np.zeros(n)
+    return PairMeasurements(
+        index=np.arange(n) * 3, gap=np.ones(n, np.int64), tx=np.where(modelled, tx, 0.0),
+        ty=zeros, zoom=zeros, rotation=zeros, residual=zeros, change=zeros,
+        inlier_ratio=zeros, valid=np.ones(n, bool), modelled=modelled,
+    )  # fmt: skip
+
+
+def test_pairs_without_a_camera_model_do_not_hide_hand_held_jitter() -> None:
+    """Jitter of 0.5 px a frame on the pairs that found a model shows as shake, whether the
+    others found one or not; when most pairs found none, the few models are no trajectory."""
+    jitter = np.random.default_rng(0).normal(0, 0.5, 30)
+    every = clip_motion_scores(_pair_table(jitter, np.ones(30, bool)), 0, 100, 256)
+    half = clip_motion_scores(_pair_table(jitter, np.arange(30) % 2 == 0), 0, 100, 256)
+    few = clip_motion_scores(_pair_table(jitter, np.arange(30) % 5 == 0), 0, 100, 256)
+    assert every["camera_shake"] > LIMITS.max_camera_shake
+    assert half["camera_shake"] > LIMITS.max_camera_shake
+    assert few["camera_shake"] < LIMITS.max_camera_shake
 
 
 @pytest.mark.parametrize("stride", [2, 3])

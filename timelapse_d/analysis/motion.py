@@ -12,9 +12,12 @@ model is the first of these that holds:
 2. two rigid layers, one above the other, together explain ``rigid_share``: clouds drifting over
    a landscape; the lower layer, the ground, carries the camera (still or moving);
 3. the translation of the lowest ``ground_share`` of the tracks, when it explains
-   ``ground_fit`` of them within ``ground_tolerance`` of their median motion (at least 6 such
-   tracks) and fewer than ``static_share`` of all tracks stand still against it: the ground,
-   horizon and buildings at the bottom of a landscape carry the camera. Real cameras
+   ``ground_fit`` of them within ``ground_tolerance`` of their median motion, or
+   ``ground_cluster`` of them within ``inlier_threshold`` (rigid structure agrees within
+   tracking noise even where a few sky tracks sit among it, as under a thin skyline; clouds
+   spread wider), with at least 6 such tracks, and fewer than ``static_share`` of all tracks
+   stand still against it: the ground, horizon and buildings at the bottom of a landscape
+   carry the camera. Real cameras
    (parallax, rolling shutter, blur, compression) rarely fit one similarity within 0.25 px
    over the whole frame, and the sky above does what it likes; deforming clouds at the bottom
    of a sky-only frame do not move as one within that share of their motion, and water
@@ -22,7 +25,9 @@ model is the first of these that holds:
 4. the least-squares similarity of the tracks that barely move (within ``inlier_threshold``),
    when it stays within that threshold or explains ``rigid_share``: a fixed horizon under clouds
    that cover most of the frame, and slow sub-threshold drift;
-5. otherwise no camera motion: a sky full of deforming clouds is scene motion, not a pan.
+5. otherwise no camera model: a sky full of deforming clouds is scene motion, not a pan. The
+   pair reads as no camera motion, and is left out of the camera trajectory that camera shake
+   follows (see :func:`clip_motion_scores`).
 
 Whatever the camera model does not explain beyond ``inlier_threshold`` (tracking noise) is the
 *residual*: scene motion. Per-pair values are in pixels of the analysis frame;
@@ -40,6 +45,12 @@ import numpy as np
 
 REFERENCE_WIDTH = 256  # the width at which pixel-sized settings below were tuned
 CHANGE_WIDTH = 64  # frame change is measured on frames area-averaged to this width
+# Camera shake follows the pairs that have a camera model when at least this share of the
+# clip's pairs has one: a pair without a model says nothing about where the camera went, and
+# reading it as "still" hides the jitter of a hand-held camera whose pairs often find no model
+# (parallax, rolling shutter, blur, compression). Below it, the clip's pairs are mostly
+# deforming sky, and its few models (clouds taken for ground) are no trajectory.
+TRAJECTORY_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class MotionConfig:
     ground_share: float = 0.4
     ground_fit: float = 0.8
     ground_tolerance: float = 0.3
+    ground_cluster: float = 0.7
     min_tracks: int = 12  # fewer kept tracks make the pair invalid (black, flat frames)
     # Duplicated frames (a 8 fps time-lapse exported at 24 fps repeats each frame 3 times) would
     # make pairs of identical frames, so a pan would measure as no motion at all: a pair's
@@ -91,6 +103,7 @@ class PairMeasurements:
     change: np.ndarray
     inlier_ratio: np.ndarray
     valid: np.ndarray
+    modelled: np.ndarray  # a camera model held (steps 1-4 of the module docstring)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -166,7 +179,8 @@ class MotionAnalyzer:
         cols = dict(zip(_COLUMNS, table.T, strict=True))
         for name in ("index", "gap"):
             cols[name] = cols[name].astype(np.int64)
-        cols["valid"] = cols["valid"].astype(bool)
+        for name in ("valid", "modelled"):
+            cols[name] = cols[name].astype(bool)
         return PairMeasurements(**cols)
 
     def _measure_first_pair(self) -> None:
@@ -229,8 +243,9 @@ class MotionAnalyzer:
         ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.max_fb_error * width)
         return p0.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]
 
-    def _camera_model(self, a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
-        """The camera similarity (2x3) that best explains the tracks ``a`` -> ``b``."""
+    def _camera_model(self, a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray | None:
+        """The camera similarity (2x3) that best explains the tracks ``a`` -> ``b``; None when
+        no model holds."""
         cfg = self.config
         rigid, inliers = _ransac(a, b, thr)
         if (
@@ -255,7 +270,7 @@ class MotionAnalyzer:
             fits = np.linalg.norm(_apply(model, a) - b, axis=1) < thr
             if moved.max() < thr or fits.mean() >= cfg.rigid_share:
                 return model
-        return np.eye(2, 3)
+        return None
 
     def _lower_layer(
         self,
@@ -288,11 +303,12 @@ class MotionAnalyzer:
         return None if self._still_tracks_disagree(lower[0], a, b, thr) else lower[0]
 
     def _ground(self, a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray | None:
-        """The translation (median displacement) of the lowest ``ground_share`` of the tracks
-        (by height in the frame) when it explains ``ground_fit`` of them within
-        ``ground_tolerance`` of their median motion; None when the bottom of the frame does not
-        move as one. A translation only: a cloud deck converging on the horizon moves like a
-        zoom about a point low in the frame, which a similarity would take for the ground."""
+        """The translation of the lowest ``ground_share`` of the tracks (by height in the
+        frame) when they move as one: ``ground_fit`` of them within ``ground_tolerance`` of
+        their median motion, or ``ground_cluster`` of them within ``thr`` of one track's
+        motion (then the median of those); None otherwise. A translation only: a cloud deck
+        converging on the horizon moves like a zoom about a point low in the frame, which a
+        similarity would take for the ground."""
         cfg = self.config
         bottom = a[:, 1] >= _quantile(a[:, 1], 1 - cfg.ground_share)
         if bottom.sum() < cfg.min_tracks // 2:
@@ -300,9 +316,13 @@ class MotionAnalyzer:
         moves = b[bottom] - a[bottom]
         shift = np.median(moves, axis=0)
         tolerance = max(thr, cfg.ground_tolerance * _quantile(np.linalg.norm(moves, axis=1), 0.5))
-        fits = np.linalg.norm(moves - shift, axis=1) < tolerance
-        if fits.mean() < cfg.ground_fit:
-            return None
+        if np.mean(np.linalg.norm(moves - shift, axis=1) < tolerance) < cfg.ground_fit:
+            agree = np.linalg.norm(moves[:, None] - moves[None], axis=2) < thr
+            counts = agree.sum(axis=1)
+            best = int(np.argmax(counts))
+            if counts[best] < max(cfg.ground_cluster * len(moves), cfg.min_tracks // 2):
+                return None
+            shift = np.median(moves[agree[best]], axis=0)
         return np.hstack([np.eye(2), shift[:, None]])
 
     def _still_tracks_disagree(
@@ -320,16 +340,17 @@ class MotionAnalyzer:
         self, g0: np.ndarray, g1: np.ndarray, t0: np.ndarray, t1: np.ndarray, gap: int
     ) -> tuple[float, ...]:
         """tx, ty, zoom, rotation, residual (per frame over ``gap`` frames), change,
-        inlier_ratio, valid of one pair."""
+        inlier_ratio, valid, modelled of one pair."""
         height, width = g0.shape
         # How much the most-changing 1 % of the area-averaged frame changes: a small moving
         # region (a swaying tree in a still landscape) counts, where a frame mean would drown it.
         change = _quantile(cv2.absdiff(t0, t1), 0.99)
         a, b = self._tracks(g0, g1)
         if len(a) < self.config.min_tracks:
-            return 0.0, 0.0, 0.0, 0.0, 0.0, change, 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0, 0.0, change, 0.0, 0.0, 0.0
         thr = self.config.inlier_threshold * width
-        model = self._camera_model(a, b, thr)
+        found = self._camera_model(a, b, thr)
+        model = np.eye(2, 3) if found is None else found
         errors = np.linalg.norm(_apply(model, a) - b, axis=1)
         center = np.array([[width / 2, height / 2]])
         tx, ty = (_apply(model, center) - center)[0]
@@ -338,7 +359,8 @@ class MotionAnalyzer:
         explained = errors < thr
         residual = float(np.where(explained, 0.0, errors).mean())
         per_frame = (tx / gap, ty / gap, scale ** (1 / gap) - 1.0, rotation / gap, residual / gap)
-        return *map(float, per_frame), change, float(explained.mean()), 1.0
+        modelled = float(found is not None)
+        return *map(float, per_frame), change, float(explained.mean()), 1.0, modelled
 
 
 def change_thumbnail(gray: np.ndarray) -> np.ndarray:
@@ -357,7 +379,11 @@ def mean_change(a: np.ndarray, b: np.ndarray) -> float:
 def clip_motion_scores(
     pairs: PairMeasurements, start: int, end: int, frame_width: int
 ) -> dict[str, float]:
-    """Camera and scene motion scores of the clip [start, end), in frame widths per frame."""
+    """Camera and scene motion scores of the clip [start, end), in frame widths per frame.
+
+    Translation, drift, zoom and rotation are medians over the pairs (a pair without a camera
+    model counts as still: most pairs of a sky full of clouds have none); shake follows the
+    camera trajectory (see TRAJECTORY_SHARE)."""
     inside = (pairs.index >= start) & (pairs.index + pairs.gap < end) & pairs.valid
     p = pairs.select(inside)
     n = len(p)
@@ -372,7 +398,7 @@ def clip_motion_scores(
         "camera_drift": float(np.linalg.norm(np.median(t, axis=0))),
         "camera_zoom": float(np.median(np.abs(p.zoom))),
         "camera_rotation": float(np.median(np.abs(p.rotation))),
-        "camera_shake": _shake(t),
+        "camera_shake": _shake(t[p.modelled] if p.modelled.mean() >= TRAJECTORY_SHARE else t),
         "scene_motion": float(np.median(p.residual)) / w,
         "frame_change": float(np.median(p.change)) / 255.0,
         "motion_pairs": float(n),
