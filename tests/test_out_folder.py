@@ -50,7 +50,9 @@ def _one_line_error(result, code: int = 2) -> str:
     return line
 
 
-@pytest.mark.parametrize("command", [["split"], ["annotate", "pull"], ["attribution"]])
+@pytest.mark.parametrize(
+    "command", [["split"], ["annotate", "pull"], ["attribution"], ["report"], ["calibrate"]]
+)
 def test_every_command_writing_into_out_takes_the_lock(copy: Path, command: list[str]) -> None:
     before = (copy / "manifest.parquet").read_bytes()
     with RunDir(copy).exclusive():

@@ -768,7 +768,8 @@ def report(out: Path, output: Path | None) -> None:
     """Write a self-contained HTML page of what the build in OUT kept, rejected and why."""
     from timelapse_d.publish.report import write_report
 
-    click.echo(str(write_report(out, output)))
+    with RunDir(out).exclusive():
+        click.echo(str(write_report(out, output)))
 
 
 @cli.command()
@@ -821,7 +822,8 @@ def calibrate(out: Path, labels: Path | None, recipe: Path | None) -> None:
     per reason (cross-validated by video) and the clips labels and thresholds disagree on."""
     from timelapse_d.calibration.run import calibrate as run_calibrate
 
-    click.echo(run_calibrate(out, labels, recipe or out / "calibrated_recipe.yaml").text())
+    with RunDir(out).exclusive():
+        click.echo(run_calibrate(out, labels, recipe or out / "calibrated_recipe.yaml").text())
 
 
 @cli.command()
