@@ -3,7 +3,9 @@ it with one line, and the re-run gives what an uninterrupted build gives."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,6 +62,23 @@ def _start(source: Path, out: Path) -> subprocess.Popen[str]:
     return process
 
 
+def _start_stopped_mid_build(source: Path, out: Path) -> subprocess.Popen[str]:
+    """A build started as :func:`_start`, then frozen (SIGSTOP to its session) while it still has
+    work left: its summary, written last, does not exist yet. A build that a busy machine let
+    finish before the freeze is thrown away and started again."""
+    for _ in range(5):
+        process = _start(source, out)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGSTOP)
+        if process.poll() is None and not (out / "run" / "summary.json").exists():
+            return process
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
+        process.communicate()
+        shutil.rmtree(out, ignore_errors=True)
+    pytest.fail("every build finished before it could be stopped mid-way")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_killing_only_the_main_process_leaves_no_worker(source: Path, tmp_path: Path) -> None:
     process = _start(source, tmp_path / "out")
@@ -74,9 +93,11 @@ def test_sigterm_and_sigint_stop_with_one_line_and_the_rerun_completes(
     source: Path, reference: dict, tmp_path: Path, sig: int, code: int
 ) -> None:
     out = tmp_path / "out"
-    process = _start(source, out)
+    process = _start_stopped_mid_build(source, out)
     # SIGINT goes to the whole group, as a Ctrl-C in a terminal does; SIGTERM to the main only.
+    # Both wait, pending, until the frozen build continues.
     (os.killpg if sig == signal.SIGINT else os.kill)(process.pid, sig)
+    os.killpg(process.pid, signal.SIGCONT)
     _, stderr = process.communicate()
     assert process.returncode == code, stderr
     assert last_line(stderr) == "interrupted: re-run the same command to resume"
