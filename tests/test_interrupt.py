@@ -54,12 +54,30 @@ def _wait_for(condition, what: str) -> None:
 def _start(source: Path, out: Path) -> subprocess.Popen[str]:
     """A --workers 2 build in its own session, once its pool workers are running."""
     command = [sys.executable, "-m", "timelapse_d", *build_command(source, out)]
-    process = subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    # The build must meet SIGINT as a terminal's Ctrl-C would, whatever this process inherited
+    # (an ignored or blocked SIGINT passes on to children through exec).
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        process = subprocess.Popen(
+            command,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGINT, handler)
     # main, forkserver and two workers (plus the resource tracker, ffmpeg)
     _wait_for(lambda: len(_session(process.pid)) >= 4, "the pool workers")
     return process
+
+
+def _sigint_state() -> str:
+    """How this process treats SIGINT, for a failure message."""
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    return f"test process: SIGINT handler {signal.getsignal(signal.SIGINT)}, blocked {blocked}"
 
 
 def _start_stopped_mid_build(source: Path, out: Path) -> subprocess.Popen[str]:
@@ -99,7 +117,7 @@ def test_sigterm_and_sigint_stop_with_one_line_and_the_rerun_completes(
     (os.killpg if sig == signal.SIGINT else os.kill)(process.pid, sig)
     os.killpg(process.pid, signal.SIGCONT)
     _, stderr = process.communicate()
-    assert process.returncode == code, stderr
+    assert process.returncode == code, f"{_sigint_state()}\n{stderr}"
     assert last_line(stderr) == "interrupted: re-run the same command to resume"
     assert "Traceback" not in stderr
     _wait_for(lambda: not _session(process.pid), "the workers to exit")
