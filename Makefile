@@ -37,7 +37,8 @@ test: install-all label-studio
 	TLD_LABEL_STUDIO_VENV=$(abspath $(LABEL_STUDIO_VENV)) $(PYTHON) -m pytest -q
 	$(MAKE) test-newest
 
-# Decoding, analysis and building again with the newest PyAV and OpenCV the project admits.
+# Decoding, analysis and building again with the newest PyAV and OpenCV the project admits,
+# on the core install alone (no extras beyond the test tools).
 test-newest:
 	@if ! $(NEWEST_PYTHON) --version >/dev/null 2>&1; then \
 	  echo "test-newest: skipped, $(NEWEST_PYTHON) not found (set NEWEST_PYTHON)"; exit 0; fi; \

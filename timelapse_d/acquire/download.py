@@ -49,9 +49,11 @@ from yt_dlp.utils import (
 
 from timelapse_d.acquire.checks import check_download
 from timelapse_d.acquire.provenance import (
+    STAGE,
     Candidate,
     Provenance,
     ProvenanceRecord,
+    load_records,
     provenance_fields,
 )
 from timelapse_d.acquire.ratelimit import RateLimiter
@@ -67,10 +69,9 @@ from timelapse_d.errors import ProbeError
 from timelapse_d.executors import Task, TaskFailure, run_tasks
 from timelapse_d.media.probe import VideoProbe, index_past_end, open_video, probe_video
 from timelapse_d.records import VIDEO_STATUS_OK
-from timelapse_d.runs import read_json, write_json
+from timelapse_d.runs import write_json
 
 LOG = logging.getLogger("timelapse_d")
-STAGE = "download"
 INCOMING = ".incoming"
 # Fragments of yt-dlp error messages (lower case) and their class; the first match wins, so
 # the specific ("...not available in your country") comes before the general ("unavailable").
@@ -161,18 +162,6 @@ def download_all(
     report = DownloadReport([done[v] for v in unique if v in done], crashed)
     LOG.info("download: %s", ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())))
     return report
-
-
-def load_records(state_dir: Path) -> list[ProvenanceRecord]:
-    """Every record written so far, by video id."""
-    folder = state_dir / STAGE
-    records = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            records.append(ProvenanceRecord.from_row(read_json(path)))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            LOG.warning("download record %s is damaged: its video is fetched again", path)
-    return records
 
 
 def download_one(

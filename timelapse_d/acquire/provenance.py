@@ -8,6 +8,7 @@ message of a failure. Records are flat, so they become manifest rows as they are
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,11 @@ from typing import Any
 
 from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.records import VIDEO_STATUS_FAILED, VIDEO_STATUS_OK, SourceVideo
+from timelapse_d.runs import read_json
+
+LOG = logging.getLogger("timelapse_d")
+# The folder of the download records under the acquire stage's state (one JSON per video).
+STAGE = "download"
 
 
 @dataclass(frozen=True)
@@ -140,3 +146,15 @@ def _credit(record: ProvenanceRecord) -> str:
     else:
         licence = record.license_name or record.license_url or "licence not stated by the source"
     return f"{title} by {owner}, {where}, licence: {licence}"
+
+
+def load_records(state_dir: Path) -> list[ProvenanceRecord]:
+    """Every download record written so far under `state_dir`, by video id."""
+    folder = state_dir / STAGE
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            records.append(ProvenanceRecord.from_row(read_json(path)))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            LOG.warning("download record %s is damaged: its video is fetched again", path)
+    return records

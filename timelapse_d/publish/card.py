@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from timelapse_d import __version__
-from timelapse_d.acquire.download import load_records
-from timelapse_d.acquire.provenance import attribution_lines
+from timelapse_d.acquire.provenance import attribution_lines, load_records
 from timelapse_d.manifest import REJECT_REASONS, read_rows
 from timelapse_d.publish.scores import saved_config, thresholds_in
 from timelapse_d.report import summarize

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from timelapse_d.acquire.download import STAGE as DOWNLOAD_STAGE
+from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
 from timelapse_d.config import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
 from timelapse_d.precompute.fields import (
