@@ -13,17 +13,16 @@ Usage: python benchmarks/flip_ablation.py [--steps 600] [--clips 256] [--cases 2
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import tempfile
 from pathlib import Path
 
-import torch
 from region_direction import (
     SEED,
     SIZE,
     cases,
+    control_arguments,
     from_reference,
     masked_scores,
     print_table,
@@ -44,12 +43,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--clips", type=int, default=256)
-    parser.add_argument("--cases", type=int, default=24)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # two shared cores are far slower when oversubscribed
+    args = control_arguments(__doc__)
     rows, seconds, checkpoints = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

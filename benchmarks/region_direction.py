@@ -163,13 +163,19 @@ def speed_control(trained: TrainedModel, count: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def control_arguments(doc: str) -> argparse.Namespace:
+    """The options shared by the control-corpus benchmarks; one torch thread (two shared cores
+    are far slower when oversubscribed)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--clips", type=int, default=256)
     parser.add_argument("--cases", type=int, default=24)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # two shared cores are far slower when oversubscribed
+    torch.set_num_threads(1)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = control_arguments(__doc__)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
