@@ -68,6 +68,14 @@ def is_host_failure(exc: BaseException) -> bool:
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (setting it to read it
+    would briefly change it for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
