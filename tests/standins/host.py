@@ -13,6 +13,7 @@ import mimetypes
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -134,13 +135,23 @@ class VideoHost:
         fault = self._take_fault(split.path)
         if fault is not None and fault.delay_s:
             time.sleep(fault.delay_s)
-        status = self._answer(handler, method, split.path, params, fault)
         headers = handler.headers
-        hit = Hit(
-            arrived, method, split.path, tuple(params), status, headers["Range"], headers["Cookie"]
-        )
-        with self._lock:
-            self._hits.append(hit)
+
+        def log_hit(status: int) -> None:
+            hit = Hit(
+                arrived,
+                method,
+                split.path,
+                tuple(params),
+                status,
+                headers["Range"],
+                headers["Cookie"],
+            )
+            with self._lock:
+                self._hits.append(hit)
+
+        handler.log_hit = log_hit  # called with the status line, before any of the answer leaves
+        self._answer(handler, method, split.path, params, fault)
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -265,6 +276,14 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real hosts
     disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
     timeout = 10
+    log_hit: Callable[[int], None] | None = None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Logs the request first, so a client never sees an answer the log does not hold yet."""
+        if self.log_hit is not None:
+            self.log_hit(code)
+            self.log_hit = None
+        super().send_response(code, message)
 
     def do_GET(self) -> None:
         self.server.host._handle(self, "GET")  # type: ignore[attr-defined]
