@@ -22,35 +22,39 @@ import platform
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from label_studio_sdk import LabelStudio
 
 from timelapse_d.annotation.pull import pull
 from timelapse_d.annotation.push import PREVIEWS, make_previews, push, source_paths
-from timelapse_d.annotation.resolve import NEVER_OVERRIDDEN
 from timelapse_d.annotation.server import default_home, read_token, start, stop
 from timelapse_d.annotation.studio import Connection, Studio
+from timelapse_d.assemble import MANIFEST, assemble, read_clips, write_clips
 from timelapse_d.config import resolve_config
-from timelapse_d.manifest import CLIP_SCHEMA, read_rows, write_table
+from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
+from timelapse_d.stages.filter import NEVER_OVERRIDDEN
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def widen(out: Path, tasks: int) -> None:
-    """Rewrite OUT's manifest with `tasks` rows cycling over its clips under new ids (those a
-    human answer can rescue: `push` leaves the others out)."""
-    rows = [
-        r
-        for r in read_rows(out / "manifest.parquet")
+    """Rewrite OUT's clips and manifest with `tasks` rows cycling over its clips under new ids
+    (those a human answer can rescue: `push` leaves the others out)."""
+    usable = {
+        r["clip_id"]
+        for r in read_rows(out / MANIFEST)
         if not NEVER_OVERRIDDEN & set(r["reject_reasons"])
-    ]
+    }
+    clips = [c for c in read_clips(out) if c.clip_id in usable]
     wide = [
-        {**rows[i % len(rows)], "clip_id": f"{rows[i % len(rows)]['clip_id']}-copy{i:05d}"}
+        replace(clips[i % len(clips)], clip_id=f"{clips[i % len(clips)].clip_id}-copy{i:05d}")
         for i in range(tasks)
     ]
-    write_table(out / "manifest.parquet", wide, CLIP_SCHEMA)
+    write_clips(out, wide)
+    assemble(out)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from timelapse_d.config import AnalyzeConfig, resolve_config
 from timelapse_d.sources.local import find_videos
 from timelapse_d.stages.analyze import analyze_video
-from timelapse_d.stages.filter import decide
+from timelapse_d.stages.filter import reject_reasons
 from timelapse_d.synth import real_camera
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,7 +62,7 @@ def table(rows: list[dict], overrides: dict) -> dict:
     wrong = []
     for row in rows:
         truth = row["segment"]["camera_motion"]
-        got = "camera_motion" in decide(row["clip"], config)["reject_reasons"]
+        got = "camera_motion" in reject_reasons(row["clip"], config)
         counts[("t" if truth == got else "f") + ("p" if got else "n")] += 1
         if not truth and row["segment"]["strong_scene_motion"]:
             strong[0] += not got

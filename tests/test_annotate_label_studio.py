@@ -28,7 +28,6 @@ from click.testing import CliRunner
 from timelapse_d.annotation.agreement import alpha_nominal
 from timelapse_d.annotation.pull import human_labels
 from timelapse_d.annotation.push import automatic, push
-from timelapse_d.annotation.resolve import NEVER_OVERRIDDEN, SOFT_REASONS
 from timelapse_d.annotation.server import (
     OFFLINE,
     AnnotationServerError,
@@ -44,6 +43,7 @@ from timelapse_d.cli import cli
 from timelapse_d.config import BuildConfig, resolve_config, saved_build_config
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
+from timelapse_d.stages.filter import NEVER_OVERRIDDEN, SOFT_REASONS
 from timelapse_d.synth import write_corpus
 
 pytestmark = pytest.mark.slow

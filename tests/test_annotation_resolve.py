@@ -17,12 +17,7 @@ from timelapse_d.annotation.agreement import (
     coincidences,
     gold_accuracy,
 )
-from timelapse_d.annotation.resolve import (
-    HUMAN_REJECT,
-    annotator_weights,
-    apply_human_decisions,
-    resolve,
-)
+from timelapse_d.annotation.resolve import annotator_weights, resolve
 from timelapse_d.annotation.taxonomy import (
     ANNOTATION_SCHEMA,
     KEEP,
@@ -35,7 +30,10 @@ from timelapse_d.annotation.taxonomy import (
     parse_annotation,
     read_gold,
 )
+from timelapse_d.assemble import human_label
 from timelapse_d.config import ConfigError, FilterConfig
+from timelapse_d.records import Clip
+from timelapse_d.stages.filter import HUMAN_REJECT, decide
 
 ANNOTATION_DIR = Path(__file__).resolve().parents[1] / "annotation"
 CATEGORIES = ["cloud", "star", "water", "waterfall", "hayfield", "traffic", "smoke", "tree",
@@ -404,9 +402,17 @@ RESOLVED = {
 }
 
 
+def _decide(rows: list[dict], labels: dict, config: FilterConfig, **options) -> list[dict]:
+    """`decide` over manifest rows as `assemble` runs it (labels present: unanswered clips too)."""
+    return [
+        decide(Clip.from_row(row), config, human_label(labels, row["clip_id"]), **options).row()
+        for row in rows
+    ]
+
+
 def test_human_decisions_redecide_status_without_touching_scores() -> None:
     before = _manifest()
-    after = apply_human_decisions(before, RESOLVED, FilterConfig())
+    after = _decide(before, RESOLVED, FilterConfig())
     decided = {r["clip_id"]: (r["status"], r["reject_reasons"]) for r in after}
     assert decided == {
         "clean": ("kept", []),
@@ -421,21 +427,26 @@ def test_human_decisions_redecide_status_without_touching_scores() -> None:
     assert (rejected["human_decision"], rejected["categories"]) == (REJECT, ["cloud"])
     assert (rejected["agreement"], rejected["n_annotations"]) == (1.0, 2)
     unannotated = next(r for r in after if r["clip_id"] == "pan_unannotated")
-    assert unannotated["human_decision"] is None and unannotated["n_annotations"] == 0
+    assert unannotated.get("human_decision") is None and unannotated["n_annotations"] == 0
     for old, new in zip(before, after, strict=True):
         untouched = set(old) - {"status", "reject_reasons"}
         assert {k: new[k] for k in untouched} == {k: old[k] for k in untouched}
-        assert set(new) == set(old) | HUMAN_COLUMNS
     assert before == _manifest()  # the input rows are not modified
-    assert apply_human_decisions(after, RESOLVED, FilterConfig()) == after  # idempotent
+    assert _decide(after, RESOLVED, FilterConfig()) == after  # idempotent
+
+
+def test_a_build_never_pulled_has_no_human_columns() -> None:
+    after = _decide(_manifest(), None, FilterConfig())
+    assert not any(HUMAN_COLUMNS & set(row) for row in after)
+    assert [r["status"] for r in after] == ["kept", "kept", *["rejected"] * 4]
 
 
 def test_thresholds_and_soft_reasons_are_applied_from_stored_scores() -> None:
     loose = FilterConfig(max_camera_translation=1e-2)
-    after = apply_human_decisions(_manifest(), {}, loose)
+    after = _decide(_manifest(), {}, loose)
     assert next(r for r in after if r["clip_id"] == "pan_unannotated")["status"] == "kept"
-    strict = apply_human_decisions(_manifest(), RESOLVED, FilterConfig(), soft_reasons={"static"})
+    strict = _decide(_manifest(), RESOLVED, FilterConfig(), soft_reasons={"static"})
     kept_pan = next(r for r in strict if r["clip_id"] == "pan_kept_by_human")
     assert (kept_pan["status"], kept_pan["reject_reasons"]) == ("rejected", ["camera_motion"])
     with pytest.raises(ConfigError, match="cannot override"):
-        apply_human_decisions(_manifest(), RESOLVED, FilterConfig(), soft_reasons={"too_short"})
+        _decide(_manifest(), RESOLVED, FilterConfig(), soft_reasons={"too_short"})

@@ -134,18 +134,17 @@ def test_a_rebuild_keeps_the_split(synthetic_build, tmp_path) -> None:
     assert after == before
 
 
-def test_carry_split_keeps_sides_of_clips_still_kept_only(tmp_path, caplog) -> None:
-    from timelapse_d.annotation.split import carry_split
-    from timelapse_d.manifest import CLIP_SCHEMA, write_table
+def test_a_rebuild_keeps_the_side_of_clips_still_kept_only(caplog) -> None:
+    from timelapse_d.assemble import with_splits
+    from timelapse_d.records import Clip
 
-    def row(clip_id: str, status: str, side: str | None = None) -> dict[str, object]:
-        return {"clip_id": clip_id, "video_id": "v", "status": status, "split": side}
+    def clip(clip_id: str, status: str) -> Clip:
+        return Clip(clip_id=clip_id, video_id="v", status=status)
 
-    manifest = tmp_path / "manifest.parquet"
-    old = [row("a", "kept", "test"), row("b", "kept", "train"), row("c", "rejected")]
-    write_table(manifest, old, CLIP_SCHEMA)
-    rebuilt = [row("a", "kept"), row("b", "rejected"), row("c", "kept"), row("d", "kept")]
-    carried = carry_split(manifest, rebuilt)
-    assert [r["split"] for r in carried] == ["test", None, None, None]
+    sides = {"a": "test", "b": "train"}
+    rebuilt = [clip("a", "kept"), clip("b", "rejected"), clip("c", "kept"), clip("d", "kept")]
+    assert [c.split for c in with_splits(rebuilt, sides)] == ["test", None, None, None]
     assert "2 kept clips are new since `tld split`" in caplog.text
-    assert carry_split(tmp_path / "none.parquet", rebuilt) == rebuilt
+    caplog.clear()
+    assert with_splits(rebuilt, {}) == rebuilt
+    assert "new since" not in caplog.text

@@ -94,6 +94,24 @@ def schema_markdown() -> str:
     ]
     parts += [f"| `{f.name}` | {f.type} | contract | {CLIP_COLUMNS[f.name]} |" for f in CLIP_SCHEMA]
     parts += [f"| `{f.name}` | {f.type} | score | {CLIP_COLUMNS[f.name]} |" for f in SCORE_SCHEMA]
+    parts += [
+        "",
+        "## Tables behind `manifest.parquet`",
+        "",
+        "Each column has one writer; the manifest is joined from these tables by one decision",
+        "(`timelapse_d.assemble`, `stages.filter.decide`) whenever one of them changes.",
+        "",
+        "| table | writer | holds |",
+        "|---|---|---|",
+        "| `run/clips.parquet` | `tld build` | every clip with its scores and stage outcomes "
+        "(`duplicate_of`, `clip_bytes`, `stream_copied`, `encode_error`, `shard`); its "
+        "`reject_reasons` hold the stage reasons only (`duplicate`, `unreadable`, "
+        "`encode_failed`), `status` is null |",
+        "| `labels.parquet` | `tld annotate pull` | `clip_id`, the human columns and `tie` of "
+        "every annotated clip |",
+        "| `splits.parquet` | `tld split` | `clip_id`, `split` of every clip the latest split "
+        "placed (a clip no longer kept loses its side) |",
+    ]
     parts += ["", "## Reject reasons", "", "| reason | when |", "|---|---|"]
     parts += [f"| `{name}` | {text} |" for name, text in REJECT_REASONS.items()]
     return "\n".join(parts) + "\n"

@@ -15,21 +15,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from timelapse_d.annotation.pull import apply_labels
-from timelapse_d.annotation.split import carry_split
+from timelapse_d.assemble import assemble, decide_all, read_labels, write_clips
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
 from timelapse_d.executors import Task, TaskFailure, run_tasks
-from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
+from timelapse_d.manifest import VIDEO_SCHEMA, write_table
 from timelapse_d.publish.card import write_card
 from timelapse_d.publish.takedown import without_taken_down
-from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, SourceVideo
+from timelapse_d.records import CLIP_KEPT, Clip, SourceVideo
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, host_error_text, read_json, write_json
 from timelapse_d.sources import REMOTE_SOURCES, SOURCES
 from timelapse_d.sources.local import find_videos
 from timelapse_d.sources.remote import Acquired, acquire_remote
 from timelapse_d.stages import analyze, encode, shard
-from timelapse_d.stages.filter import decide_all
+from timelapse_d.stages.filter import find_duplicates
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -141,24 +140,16 @@ def _collect_failures(run: RunDir, stage: str, results: Any) -> None:
             run.record_failure(stage, task.name, f"{result.error}\n\n{result.traceback}")
 
 
-def apply_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    if clip["status"] != CLIP_KEPT:
-        return clip
-    outcome = encoded.get(clip["clip_id"])
+def apply_encoding(clip: Clip, encoded: dict[str, dict[str, Any]]) -> Clip:
+    """An encoded clip with its encode outcome (and stage reason when it failed)."""
+    outcome = encoded.get(clip.clip_id)
     if outcome is None:  # the encode task failed unexpectedly: see run/failures/encode/
-        return {**clip, "status": CLIP_REJECTED, "reject_reasons": ["encode_failed"]}
+        return dataclasses.replace(clip, reject_reasons=["encode_failed"])
     if "encode_error" in outcome:
-        return {
-            **clip,
-            "status": CLIP_REJECTED,
-            "reject_reasons": ["unreadable"],
-            "encode_error": outcome["encode_error"],
-        }
-    return {
-        **clip,
-        "clip_bytes": outcome["clip_bytes"],
-        "stream_copied": outcome.get("stream_copied", False),
-    }
+        error = outcome["encode_error"]
+        return dataclasses.replace(clip, reject_reasons=["unreadable"], encode_error=error)
+    copied = outcome.get("stream_copied", False)
+    return dataclasses.replace(clip, clip_bytes=outcome["clip_bytes"], stream_copied=copied)
 
 
 def run_shard(
@@ -199,19 +190,6 @@ def build(config: BuildConfig, out: Path) -> Summary:
         raise
 
 
-def previous_manifest(out: Path) -> Path:
-    """OUT/manifest.parquet of an earlier run; a damaged one is removed (the build rewrites it)
-    with a warning, as its `split` column cannot be carried over."""
-    path = out / "manifest.parquet"
-    if path.exists():
-        try:
-            read_rows(path)
-        except ConfigError as exc:
-            LOG.warning("%s; writing a new one", exc)
-            path.unlink()
-    return path
-
-
 def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
     handler = run.start_logging()
     try:
@@ -232,26 +210,28 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir) -> Summary:
             for v in videos
             if v.video_id in results
         ] + acquired.failed_rows
-        decided = decide_all(
-            [
-                clip
-                for v in videos
-                if v.video_id in results
-                for clip in results[v.video_id]["clips"]
-            ],
-            config.filter,
-        )
-        decided = apply_labels(out, decided, config.filter)
-        kept = [c for c in decided if c["status"] == CLIP_KEPT]
+        scored = [
+            Clip.from_row(clip)
+            for v in videos
+            if v.video_id in results
+            for clip in results[v.video_id]["clips"]
+        ]
+        clips = find_duplicates(scored, config.filter)
+        labels = read_labels(out)
+        kept = {
+            c.clip_id for c in decide_all(clips, config.filter, labels) if c.status == CLIP_KEPT
+        }
         paths = {v.video_id: v.path for v in videos}
         run.check_space(config.min_free_mb, "encode")
-        encoded = run_encode(kept, paths, video_keys, config, run)
-        clips = [apply_encoding(c, encoded) for c in decided]
+        to_encode = [c.row() for c in clips if c.clip_id in kept]
+        encoded = run_encode(to_encode, paths, video_keys, config, run)
+        clips = [apply_encoding(c, encoded) if c.clip_id in kept else c for c in clips]
         run.check_space(config.min_free_mb, "shard")
-        clips = run_shard(clips, config, out, run)
+        rows = [c.row() for c in decide_all(clips, config.filter, labels)]
+        shards = {r["clip_id"]: r["shard"] for r in run_shard(rows, config, out, run)}
         write_table(out / "videos.parquet", video_rows, VIDEO_SCHEMA)
-        clips = carry_split(previous_manifest(out), clips)
-        write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
+        write_clips(out, [dataclasses.replace(c, shard=shards[c.clip_id]) for c in clips])
+        assemble(out, config.filter)
         summary = summarize(out, finished=True)
         write_json(run.summary_path, dataclasses.asdict(summary))
         write_card(out)

@@ -24,6 +24,8 @@ VIDEO_STATUS_OK = "ok"
 VIDEO_STATUS_FAILED = "failed"
 CLIP_KEPT = "kept"
 CLIP_REJECTED = "rejected"
+# A human label's `human_decision`.
+KEEP, REJECT = "keep", "reject"
 # Manifest columns holding a clip's keyframe hashes (at 1/4, 1/2 and 3/4 of the clip).
 KEYFRAME_HASH_COLUMNS = ("dhash_q1", "dhash_mid", "dhash_q3")
 
@@ -467,3 +469,22 @@ class SourceVideo:
     source: str
     source_uri: str
     path: str
+
+
+@dataclass(frozen=True)
+class Label:
+    """The human label of one clip resolved from its annotators' answers (a row of
+    `labels.parquet`, which `tld annotate pull` writes)."""
+
+    clip_id: str
+    human_decision: str | None  # KEEP or REJECT; None: nobody answered the clip
+    human_reasons: tuple[str, ...]  # taxonomy reject reasons; empty when kept
+    categories: tuple[str, ...]  # taxonomy categories
+    agreement: float | None  # share of the weight behind `human_decision`; None: one annotator
+    n_annotations: int  # annotators who answered (latest answer each)
+    tie: bool = False  # keep and reject had equal weight (resolved as reject)
+
+    @classmethod
+    def unanswered(cls, clip_id: str) -> Label:
+        """The label of a clip of an annotated build that nobody answered."""
+        return cls(clip_id, None, (), (), None, 0)

@@ -37,10 +37,10 @@ from timelapse_d.acquire.download import DownloadReport, download_all
 from timelapse_d.acquire.provenance import Candidate, Provenance, ProvenanceRecord
 from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
-from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_table, write_table
+from timelapse_d.manifest import CLIP_COLUMNS, CLIP_SCHEMA, VIDEO_SCHEMA, read_table, write_table
 from timelapse_d.pipeline import apply_encoding, run_encode, run_shard
 from timelapse_d.publish.takedown import without_taken_down_clips
-from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, is_plain_id
+from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, Clip, is_plain_id
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
 from timelapse_d.sources.remote import PROVENANCE_COLUMNS, provenance_row
@@ -139,7 +139,7 @@ def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run:
         config,
         run,
     )
-    by_id = {c["clip_id"]: apply_encoding(c, encoded) for c in todo}
+    by_id = {c["clip_id"]: _with_encoding(c, encoded) for c in todo}
     crashed = {f.name: f.error for f in report.crashed}
     clips = [
         by_id.get(c["clip_id"]) or _unavailable(c, records.get(c["video_id"]), crashed)
@@ -157,11 +157,14 @@ def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run:
 
 
 def _is_clip_column(column: pa.Field) -> bool:
-    """A clip column, or a score of one (numbers); video facts joined in are left out."""
-    if column.name in CLIP_SCHEMA.names:
-        return True
-    numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-    return column.name not in VIDEO_SCHEMA.names and (numeric or pa.types.is_boolean(column.type))
+    """A declared clip column (`records.Clip`); video facts joined in are left out."""
+    return column.name in CLIP_COLUMNS
+
+
+def _with_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A published kept clip with its encode outcome, rejected when it could not be encoded."""
+    row = apply_encoding(Clip.from_row(clip), encoded).row()
+    return {**row, "status": CLIP_REJECTED if row["reject_reasons"] else CLIP_KEPT}
 
 
 def _is_kept(clip: dict[str, Any]) -> bool:

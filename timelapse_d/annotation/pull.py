@@ -3,9 +3,10 @@
 A pull exports every submitted annotation of the pushed project into a new file
 ``OUT/annotations/annotations-<UTC time>.parquet`` (`ANNOTATION_SCHEMA`; earlier files are
 never overwritten), resolves each clip from the latest answer of each annotator across all
-those files, and re-decides the manifest from the stored scores and the human labels
-(`apply_human_decisions`: nothing is decoded). `tld build` applies the same labels when it
-rebuilds the folder.
+those files, stores the labels in ``OUT/labels.parquet`` (the only writer of the human columns)
+and re-assembles the manifest from the build's stored scores and those labels
+(`timelapse_d.assemble`: nothing is decoded). `tld build` applies the same labels when it
+rebuilds the folder, so a clip a human keeps gets encoded and sharded.
 
 The vote: reliability-weighted by gold accuracy when gold tasks were pushed, plain majority
 otherwise (or as asked with ``--vote``).
@@ -25,12 +26,7 @@ import pyarrow.parquet as pq
 
 from timelapse_d.annotation.agreement import AgreementReport, agreement_report
 from timelapse_d.annotation.push import ANNOTATIONS, pushed_project, stored_gold
-from timelapse_d.annotation.resolve import (
-    Resolution,
-    annotator_weights,
-    apply_human_decisions,
-    resolve,
-)
+from timelapse_d.annotation.resolve import annotator_weights, resolve
 from timelapse_d.annotation.studio import Studio
 from timelapse_d.annotation.taxonomy import (
     ANNOTATION_SCHEMA,
@@ -42,8 +38,10 @@ from timelapse_d.annotation.taxonomy import (
     load_taxonomy,
     parse_annotation,
 )
-from timelapse_d.config import ConfigError, FilterConfig, saved_build_config
-from timelapse_d.manifest import CLIP_SCHEMA, read_rows, write_table
+from timelapse_d.assemble import MANIFEST, assemble, write_labels
+from timelapse_d.config import ConfigError, saved_build_config
+from timelapse_d.manifest import read_rows
+from timelapse_d.records import Label
 from timelapse_d.runs import atomic_path
 
 VOTES = ("auto", "majority", "weighted")
@@ -122,7 +120,7 @@ def read_annotations(out: Path, taxonomy: Taxonomy) -> list[Annotation]:
 
 def human_labels(
     out: Path, vote: str = "auto", taxonomy: Taxonomy | None = None
-) -> tuple[dict[str, Resolution], str]:
+) -> tuple[dict[str, Label], str]:
     """Resolved labels of every annotated clip of OUT and the vote used."""
     if vote not in VOTES:
         raise ConfigError(f"--vote must be one of {', '.join(VOTES)}, not {vote!r}")
@@ -135,19 +133,9 @@ def human_labels(
     return resolve(answers, weights), vote
 
 
-def apply_labels(
-    out: Path, rows: list[dict[str, Any]], config: FilterConfig, vote: str = "auto"
-) -> list[dict[str, Any]]:
-    """Manifest rows re-decided with OUT's human labels; as they are when OUT has none."""
-    if not (out / ANNOTATIONS).is_dir():
-        return rows
-    labels, _ = human_labels(out, vote)
-    return apply_human_decisions(rows, labels, config)
-
-
 def pull(out: Path, studio: Studio, vote: str = "auto") -> PullSummary:
-    """Export, resolve and re-decide with the thresholds of OUT's build (see the module
-    docstring)."""
+    """Export, resolve, store the labels and re-assemble the manifest with the thresholds of
+    OUT's build (see the module docstring)."""
     taxonomy = load_taxonomy()
     project = pushed_project(out)
     rows = annotation_rows(studio.tasks(project["project_id"]), studio.annotators())
@@ -155,15 +143,14 @@ def pull(out: Path, studio: Studio, vote: str = "auto") -> PullSummary:
     with atomic_path(export) as part:
         pq.write_table(pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA), part)
     labels, used = human_labels(out, vote, taxonomy)
-    manifest = out / "manifest.parquet"
-    before = read_rows(manifest)
     config = saved_build_config(out)
-    after = apply_human_decisions(before, labels, config.filter)
-    write_table(manifest, after, CLIP_SCHEMA)
+    before = {r["clip_id"]: r["status"] for r in read_rows(out / MANIFEST)}
+    write_labels(out, labels.values())
+    after = assemble(out, config.filter)
     report = agreement_report(
         read_annotations(out, taxonomy), taxonomy.category_ids, stored_gold(out, taxonomy)
     )
-    changed = sum(old["status"] != new["status"] for old, new in zip(before, after, strict=True))
+    changed = sum(before.get(clip.clip_id) != clip.status for clip in after)
     rebuild = (
         f"tld build --source {config.source} --recipe {out / 'run' / 'config.yaml'} --out {out}"
     )

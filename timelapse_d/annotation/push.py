@@ -21,6 +21,7 @@ and looped, scaled to the available width.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import shutil
@@ -32,7 +33,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from timelapse_d.annotation.resolve import HUMAN_REJECT, NEVER_OVERRIDDEN, apply_human_decisions
 from timelapse_d.annotation.server import AnnotationServerError
 from timelapse_d.annotation.studio import Studio
 from timelapse_d.annotation.taxonomy import (
@@ -53,10 +53,10 @@ from timelapse_d.annotation.taxonomy import (
 from timelapse_d.config import ConfigError, EncodeConfig, FilterConfig, saved_build_config
 from timelapse_d.executors import Task, TaskFailure, run_tasks
 from timelapse_d.manifest import REJECT_REASONS, read_rows, write_table
-from timelapse_d.records import CLIP_KEPT
+from timelapse_d.records import CLIP_KEPT, Clip
 from timelapse_d.runs import read_json, write_json
 from timelapse_d.stages.encode import encode_clip
-from timelapse_d.stages.filter import CAMERA_LIMITS
+from timelapse_d.stages.filter import CAMERA_LIMITS, HUMAN_REJECT, NEVER_OVERRIDDEN, decide
 
 ANNOTATIONS = "annotations"
 PREVIEWS = "previews"
@@ -144,7 +144,7 @@ def is_borderline(clip: dict[str, Any], config: FilterConfig, factor: float) -> 
 def automatic(clip: dict[str, Any], config: FilterConfig) -> dict[str, Any]:
     """The clip as the automatic filter decided it from its stored scores (thresholds in
     `config`), whatever annotators answered since."""
-    return apply_human_decisions([clip], {}, config)[0]
+    return dataclasses.asdict(decide(Clip.from_row(clip), config))
 
 
 def select_clips(

@@ -1,4 +1,5 @@
-"""One human label per clip from several annotators' answers, and its effect on `status`.
+"""One human label per clip from several annotators' answers (`tld annotate pull` stores them
+in `labels.parquet`; `stages.filter.decide` applies them).
 
 Votes. Each annotator i votes with a weight w_i. A clip is kept when the annotators who chose
 keep hold strictly more than half of its total weight; otherwise it is rejected. A tie
@@ -25,9 +26,7 @@ when the annotators who named it hold strictly more than half of the clip's weig
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from timelapse_d.annotation.agreement import gold_accuracy
 from timelapse_d.annotation.taxonomy import (
@@ -38,35 +37,9 @@ from timelapse_d.annotation.taxonomy import (
     answers_by_clip,
     latest_answers,
 )
-from timelapse_d.config import ConfigError, FilterConfig
-from timelapse_d.manifest import REJECT_REASONS
-from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED
-from timelapse_d.stages.filter import reject_reasons
+from timelapse_d.records import Label
 
 GOLD_PRIOR = (2.0, 1.0)  # Beta prior (right, wrong) on an annotator's gold accuracy
-HUMAN_REJECT = "human_reject"
-# Reasons set by later stages, not by the scores: carried over from the stored row as they are.
-STAGE_REASONS = ("duplicate", "unreadable", "encode_failed")
-# Measured facts a human keep never overrides: the clip cannot be used whatever it shows.
-NEVER_OVERRIDDEN = frozenset({"low_resolution", "too_short", *STAGE_REASONS})
-# Judgements a human keep overrides by default: the annotator sees the clip the score guessed
-# about (fast clouds read as camera motion, a starry sky as too dark, ...).
-SOFT_REASONS = frozenset(
-    {"camera_motion", "static", "slideshow", "blurry", "too_dark", "blown_out"}
-)
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """The resolved human label of one clip (the manifest's human columns)."""
-
-    clip_id: str
-    human_decision: str  # KEEP or REJECT
-    human_reasons: tuple[str, ...]  # taxonomy reject reasons; empty when kept
-    categories: tuple[str, ...]  # taxonomy categories
-    agreement: float | None  # share of the weight behind `human_decision`; None: one annotator
-    n_annotations: int  # annotators who answered (latest answer each)
-    tie: bool  # keep and reject had equal weight (resolved as reject)
 
 
 def annotator_weights(
@@ -87,7 +60,7 @@ def annotator_weights(
 
 def resolve(
     annotations: Iterable[Annotation], weights: Mapping[str, float] | None = None
-) -> dict[str, Resolution]:
+) -> dict[str, Label]:
     """Resolve every clip (latest answer per annotator) by weighted vote; plain majority when
     `weights` is None. Every annotator needs a weight (see :func:`annotator_weights`)."""
     clips = answers_by_clip(annotations)
@@ -96,7 +69,7 @@ def resolve(
 
 def _resolve_clip(
     clip_id: str, answers: list[Annotation], weights: Mapping[str, float] | None
-) -> Resolution:
+) -> Label:
     annotators = [a.annotator for a in answers]
     if weights is not None and not set(annotators) <= set(weights):
         raise ValueError(f"no weight for annotators {sorted(set(annotators) - set(weights))}")
@@ -110,7 +83,7 @@ def _resolve_clip(
     rejecters = [a for a in answers if a.decision == REJECT]
     reasons = sorted({r for a in rejecters for r in a.reasons}) if decision == REJECT else []
     categories = sorted({c for a in answers for c in a.categories})
-    return Resolution(
+    return Label(
         clip_id=clip_id,
         human_decision=decision,
         human_reasons=tuple(
@@ -129,49 +102,3 @@ def _resolve_clip(
         n_annotations=len(answers),
         tie=tie,
     )
-
-
-def apply_human_decisions(
-    manifest_rows: Iterable[dict[str, Any]],
-    resolved: Mapping[str, Resolution],
-    config: FilterConfig,
-    soft_reasons: Collection[str] = SOFT_REASONS,
-) -> list[dict[str, Any]]:
-    """Re-decide `status` and `reject_reasons` of every clip from its stored scores and its
-    human label, and set the human columns; scores are left as they are, nothing is decoded.
-
-    Automatic reasons come from the scores (thresholds in `config`) plus the stored
-    `STAGE_REASONS`. A human reject rejects, adding `human_reject` to them (the annotators'
-    reasons are in `human_reasons`). A human keep drops the automatic reasons in
-    `soft_reasons` and keeps the clip when none is left. Clips without a resolution get the
-    automatic decision and null human columns (`n_annotations` 0). Re-applying gives the same
-    rows.
-    """
-    allowed = set(REJECT_REASONS) - NEVER_OVERRIDDEN
-    if not set(soft_reasons) <= allowed:
-        raise ConfigError(
-            f"a human keep cannot override {sorted(set(soft_reasons) - allowed)}; "
-            f"choose among {sorted(allowed)}"
-        )
-    rows = []
-    for row in manifest_rows:
-        human = resolved.get(row["clip_id"])
-        stored = row.get("reject_reasons") or []
-        reasons = reject_reasons(row, config) + [r for r in STAGE_REASONS if r in stored]
-        if human is not None and human.human_decision == REJECT:
-            reasons.append(HUMAN_REJECT)
-        elif human is not None:
-            reasons = [r for r in reasons if r not in soft_reasons]
-        rows.append(
-            {
-                **row,
-                "status": CLIP_REJECTED if reasons else CLIP_KEPT,
-                "reject_reasons": reasons,
-                "human_decision": human.human_decision if human else None,
-                "human_reasons": list(human.human_reasons) if human else None,
-                "categories": list(human.categories) if human else None,
-                "agreement": human.agreement if human else None,
-                "n_annotations": human.n_annotations if human else 0,
-            }
-        )
-    return rows

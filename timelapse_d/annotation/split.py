@@ -30,7 +30,6 @@ train only.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -39,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from timelapse_d.config import ConfigError
-
-LOG = logging.getLogger("timelapse_d")
 
 TRAIN, TEST = "train", "test"
 UNCATEGORIZED = "uncategorized"
@@ -227,42 +224,18 @@ def _summary(balance: _Balance, test_fraction: float, categories: list[str]) -> 
 
 
 def write_split(out: Path, test_fraction: float, seed: int = 0) -> SplitSummary:
-    """Split the kept clips of OUT/manifest.parquet and store the `split` column in it."""
-    from timelapse_d.manifest import CLIP_SCHEMA, read_rows, write_table
+    """Split the kept clips of OUT/manifest.parquet, store their sides in OUT/splits.parquet
+    (the only writer of `split`) and re-assemble the manifest with them."""
+    from timelapse_d.assemble import MANIFEST, assemble, write_splits
+    from timelapse_d.manifest import read_rows
 
-    manifest = out / "manifest.parquet"
+    manifest = out / MANIFEST
     if not manifest.is_file():
         raise ConfigError(f"{manifest} is missing: run `tld build` first")
-    rows = read_rows(manifest)
-    kept = [row for row in rows if row["status"] == "kept"]
+    kept = [row for row in read_rows(manifest) if row["status"] == "kept"]
     if not kept:
         raise ConfigError(f"{manifest} has no kept clips to split")
     result = split(kept, test_fraction, seed)
-    updated = [{**row, "split": result.assignment.get(row["clip_id"])} for row in rows]
-    write_table(manifest, updated, CLIP_SCHEMA)
+    write_splits(out, result.assignment)
+    assemble(out)
     return result.summary
-
-
-def carry_split(manifest: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` (a rebuilt manifest) with the side an earlier `tld split` of ``manifest`` gave
-    each clip that is still kept, so a rebuild never moves a clip between train and test.
-    Kept clips new to the build get no side; a warning says to run `tld split` again."""
-    import pyarrow.parquet as pq
-
-    if not manifest.is_file() or "split" not in pq.read_schema(manifest).names:
-        return rows
-    table = pq.read_table(manifest, columns=["clip_id", "split"]).to_pylist()
-    sides = {row["clip_id"]: row["split"] for row in table if row["split"]}
-    if not sides:
-        return rows
-    carried = [
-        {**row, "split": sides.get(row["clip_id"]) if row["status"] == "kept" else None}
-        for row in rows
-    ]
-    unsplit = sum(row["status"] == "kept" and row["split"] is None for row in carried)
-    if unsplit:
-        LOG.warning(
-            "%d kept clips are new since `tld split`: they have no split until you run it again",
-            unsplit,
-        )
-    return carried

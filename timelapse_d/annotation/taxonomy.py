@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from timelapse_d.config import ConfigError, read_yaml
+from timelapse_d.records import KEEP, REJECT
 
 # annotation/ ships in the wheel under this name (like pipelines/ as timelapse_d.recipes).
 FILES_PACKAGE = "timelapse_d.annotation_files"
 TAXONOMY_FILE = "taxonomy.yaml"
-KEEP, REJECT = "keep", "reject"
 GUIDELINES_FILE = "guidelines.md"
 # Names in the labelling config: the player (its object tag name, which results point to), the
 # task data keys of the preview URL, the player's HTML and the score hints, and the three

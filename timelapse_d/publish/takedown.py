@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
+from timelapse_d.assemble import CLIPS_TABLE, MANIFEST
 from timelapse_d.config import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
 from timelapse_d.precompute.fields import (
@@ -263,15 +264,15 @@ def _verify_aligned(clip_shard: Path) -> None:
 
 
 def _drop_rows(out: Path, report: TakedownReport) -> None:
-    manifest = out / "manifest.parquet"
-    clips = read_rows(manifest)
-    if any(c["clip_id"] in report.clips or c["video_id"] in report.videos for c in clips):
-        kept = [
-            c
-            for c in clips
-            if c["clip_id"] not in report.clips and c["video_id"] not in report.videos
-        ]
-        write_table(manifest, kept, CLIP_SCHEMA)
+    for table in (out / MANIFEST, out / CLIPS_TABLE):  # the manifest and the build's clips
+        clips = read_rows(table) if table.is_file() else []
+        if any(c["clip_id"] in report.clips or c["video_id"] in report.videos for c in clips):
+            kept = [
+                c
+                for c in clips
+                if c["clip_id"] not in report.clips and c["video_id"] not in report.videos
+            ]
+            write_table(table, kept, CLIP_SCHEMA)
     videos_table = out / "videos.parquet"
     if videos_table.is_file():
         videos = read_rows(videos_table)

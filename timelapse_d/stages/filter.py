@@ -1,4 +1,6 @@
-"""Stage `filter`: turn stored scores into `status` and `reject_reasons`.
+"""Stage `filter`: turn stored scores, stage outcomes and human labels into `status` and
+`reject_reasons` (:func:`decide`, the one decision of the build, `tld annotate pull` and
+`tld split`).
 
 Pure and cheap: it reads only the scores the analysis stored, so changing a threshold re-decides
 every clip without decoding anything. Reasons are documented in manifests/README.md.
@@ -6,12 +8,27 @@ every clip without decoding anything. Reasons are documented in manifests/README
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from timelapse_d.config import FilterConfig
-from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, KEYFRAME_HASH_COLUMNS
+from timelapse_d.config import ConfigError, FilterConfig
+from timelapse_d.manifest import REJECT_REASONS
+from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, KEYFRAME_HASH_COLUMNS, REJECT, Clip, Label
+
+HUMAN_REJECT = "human_reject"
+# Reasons set by stages after the scores (duplicates, encoding): carried by the clip as they are.
+STAGE_REASONS = ("duplicate", "unreadable", "encode_failed")
+# Measured facts a human keep never overrides: the clip cannot be used whatever it shows.
+NEVER_OVERRIDDEN = frozenset({"low_resolution", "too_short", *STAGE_REASONS})
+# Judgements a human keep overrides by default: the annotator sees the clip the score guessed
+# about (fast clouds read as camera motion, a starry sky as too dark, ...).
+SOFT_REASONS = frozenset(
+    {"camera_motion", "static", "slideshow", "blurry", "too_dark", "blown_out"}
+)
+OVERRIDABLE = frozenset(REJECT_REASONS) - NEVER_OVERRIDDEN
 
 # (score column, FilterConfig field): a clip whose score exceeds the field's value has camera
 # motion. Scores are normalised by the frame width, so they hold at any resolution.
@@ -24,7 +41,7 @@ CAMERA_LIMITS = (
 )
 
 
-def reject_reasons(clip: dict[str, Any], config: FilterConfig) -> list[str]:
+def reject_reasons(clip: Mapping[str, Any], config: FilterConfig) -> list[str]:
     """Every reason this clip fails the thresholds, in a fixed order; empty when kept."""
     reasons = []
     if clip["height"] < config.min_height or clip["width"] < config.min_width:
@@ -54,39 +71,71 @@ def _below(value: float | None, limit: float | None) -> bool:
     return value is not None and limit is not None and value < limit
 
 
-def decide(clip: dict[str, Any], config: FilterConfig) -> dict[str, Any]:
-    """The clip row with `status` and `reject_reasons` set from its scores."""
-    reasons = reject_reasons(clip, config)
-    return {**clip, "status": CLIP_REJECTED if reasons else CLIP_KEPT, "reject_reasons": reasons}
+def decide(
+    clip: Clip,
+    thresholds: FilterConfig,
+    human: Label | None = None,
+    soft_reasons: Collection[str] = SOFT_REASONS,
+) -> Clip:
+    """The clip with `status`, `reject_reasons` and the human columns set: the one decision.
+
+    Reasons come from the stored scores (`thresholds`) plus the stage reasons the clip already
+    carries (`STAGE_REASONS`). A human reject rejects, adding `human_reject` (the annotators'
+    reasons are in `human_reasons`); a human keep drops the reasons in `soft_reasons` and
+    keeps the clip when none is left. Deciding a decided clip again gives the same clip.
+    """
+    if soft_reasons is not SOFT_REASONS and not set(soft_reasons) <= OVERRIDABLE:
+        raise ConfigError(
+            f"a human keep cannot override {sorted(set(soft_reasons) - OVERRIDABLE)}; "
+            f"choose among {sorted(OVERRIDABLE)}"
+        )
+    stored = clip.reject_reasons or []
+    reasons = reject_reasons(clip.row(), thresholds) + [r for r in STAGE_REASONS if r in stored]
+    if human is not None and human.human_decision == REJECT:
+        reasons.append(HUMAN_REJECT)
+    elif human is not None and human.human_decision is not None:
+        reasons = [r for r in reasons if r not in soft_reasons]
+    answered = human is not None and human.n_annotations > 0
+    return replace(
+        clip,
+        status=CLIP_REJECTED if reasons else CLIP_KEPT,
+        reject_reasons=reasons,
+        human_decision=human.human_decision if human else None,
+        human_reasons=list(human.human_reasons) if answered else None,
+        categories=list(human.categories) if answered else None,
+        agreement=human.agreement if human else None,
+        n_annotations=human.n_annotations if human else None,
+    )
 
 
-def decide_all(clips: list[dict[str, Any]], config: FilterConfig) -> list[dict[str, Any]]:
-    """Decide every clip, then reject near-duplicates among the kept ones (reason `duplicate`,
-    `duplicate_of` names the clip kept in its place; the first in clip-id order is kept).
+def find_duplicates(clips: list[Clip], thresholds: FilterConfig) -> list[Clip]:
+    """The clips with near-duplicates among the automatically kept ones marked (stage reason
+    `duplicate`, `duplicate_of` names the clip kept in its place; the first in clip-id order
+    is kept). Human labels play no part.
 
     Each kept clip is compared with every kept original before it: O(kept^2) bit operations,
     vectorised (about a second for 20,000 kept clips).
     """
-    decided = [decide(clip, config) for clip in clips]
+    marked = list(clips)
     kept = sorted(
-        (i for i, c in enumerate(decided) if c["status"] == CLIP_KEPT),
-        key=lambda i: decided[i]["clip_id"],
+        (i for i, c in enumerate(clips) if decide(c, thresholds).status == CLIP_KEPT),
+        key=lambda i: clips[i].clip_id,
     )
     hashes = np.array(
-        [[decided[i][name] for name in KEYFRAME_HASH_COLUMNS] for i in kept], dtype=np.int64
+        [[getattr(clips[i], name) for name in KEYFRAME_HASH_COLUMNS] for i in kept],
+        dtype=np.int64,
     ).view(np.uint64)
     originals: list[int] = []  # rows of `hashes` kept so far
     for row, i in enumerate(kept):
         if originals:
             distance = np.bitwise_count(hashes[originals] ^ hashes[row]).sum(axis=1)
             nearest = int(np.argmin(distance))
-            if distance[nearest] <= config.max_duplicate_bits:
-                decided[i] = {
-                    **decided[i],
-                    "status": CLIP_REJECTED,
-                    "reject_reasons": ["duplicate"],
-                    "duplicate_of": decided[kept[originals[nearest]]]["clip_id"],
-                }
+            if distance[nearest] <= thresholds.max_duplicate_bits:
+                marked[i] = replace(
+                    clips[i],
+                    reject_reasons=["duplicate"],
+                    duplicate_of=clips[kept[originals[nearest]]].clip_id,
+                )
                 continue
         originals.append(row)
-    return decided
+    return marked
