@@ -176,6 +176,9 @@ class BuildConfig:
     source: str = "local"
     input: str | None = None
     workers: int = 1
+    # How tasks run (`local`: this process, or a pool of `workers` processes); never what
+    # they produce.
+    executor: str = "local"
     # Each stage starts only with this much free space on OUT's disk (a full disk mid-stage
     # stops the build too, recording nothing about the clips; the re-run goes on).
     min_free_mb: int = 500

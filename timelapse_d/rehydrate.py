@@ -37,14 +37,15 @@ from timelapse_d.acquire.download import DownloadReport, download_all
 from timelapse_d.acquire.provenance import Candidate, Provenance, ProvenanceRecord
 from timelapse_d.acquire.retry import AcquireError
 from timelapse_d.config import BuildConfig, ConfigError, fingerprint
+from timelapse_d.executors import Executor, make_executor
 from timelapse_d.manifest import CLIP_COLUMNS, CLIP_SCHEMA, VIDEO_SCHEMA, read_table, write_table
-from timelapse_d.pipeline import apply_encoding, run_encode, run_shard
 from timelapse_d.publish.takedown import without_taken_down_clips
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, Clip, is_plain_id
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
 from timelapse_d.sources.remote import PROVENANCE_COLUMNS, provenance_row
-from timelapse_d.stages import encode
+from timelapse_d.stages.encode import encode_clips, require_ffmpeg
+from timelapse_d.stages.shard import shard_clips
 
 LOG = logging.getLogger("timelapse_d")
 ACQUIRE = "acquire"  # download records where `tld build` keeps them: `tld attribution OUT` works
@@ -92,13 +93,17 @@ def read_published(path: Path) -> Published:
     return Published(clips, list(candidates.values()), sha256)
 
 
-def rehydrate(manifest: Path, out: Path, config: BuildConfig) -> Summary:
+def rehydrate(
+    manifest: Path, out: Path, config: BuildConfig, executor: Executor | None = None
+) -> Summary:
     """Rebuild the dataset of `manifest` in `out` (see module); return the build summary.
 
     `config` supplies the download settings, `workers`, and the encode and shard settings,
     which must be those of the published build for the clips to come out the same.
+    `executor` runs the encode and shard tasks (default: the one the config names).
     """
-    encode.require_ffmpeg()
+    require_ffmpeg()
+    executor = executor or make_executor(config.executor, config.workers)
     published = without_taken_down_clips(read_published(Path(manifest)), out, Path(manifest).parent)
     run = RunDir(out)
     with run.exclusive():
@@ -106,13 +111,15 @@ def rehydrate(manifest: Path, out: Path, config: BuildConfig) -> Summary:
         try:
             run.summary_path.unlink(missing_ok=True)
             run.save_config(config.to_dict())
-            return _rehydrate_locked(published, config, out, run)
+            return _rehydrate_locked(published, config, out, run, executor)
         finally:
             LOG.removeHandler(handler)
             handler.close()
 
 
-def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run: RunDir) -> Summary:
+def _rehydrate_locked(
+    published: Published, config: BuildConfig, out: Path, run: RunDir, executor: Executor
+) -> Summary:
     needed = {c["video_id"] for c in published.clips if _is_kept(c)}
     folder = out / "sources" / DOWNLOADS
     run.check_space(config.min_free_mb, "download")
@@ -132,14 +139,9 @@ def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run:
         if _is_kept(c) and c["video_id"] in ok
     ]
     run.check_space(config.min_free_mb, "encode")
-    encoded = run_encode(
-        todo,
-        {video_id: str(folder / r.path) for video_id, r in ok.items()},
-        {video_id: fingerprint(r.sha256) for video_id, r in ok.items()},
-        config,
-        run,
-    )
-    by_id = {c["clip_id"]: _with_encoding(c, encoded) for c in todo}
+    sources = {v: (str(folder / r.path), fingerprint(r.sha256)) for v, r in ok.items()}
+    encoded = encode_clips([Clip.from_row(c) for c in todo], sources, config.encode, run, executor)
+    by_id = {c.clip_id: _with_status(c.row()) for c in encoded}
     crashed = {f.name: f.error for f in report.crashed}
     clips = [
         by_id.get(c["clip_id"]) or _unavailable(c, records.get(c["video_id"]), crashed)
@@ -148,7 +150,7 @@ def _rehydrate_locked(published: Published, config: BuildConfig, out: Path, run:
         for c in published.clips
     ]
     run.check_space(config.min_free_mb, "shard")
-    clips = run_shard(clips, config, out, run)
+    clips = shard_clips(clips, config.shard, run, executor)
     write_table(out / "videos.parquet", _video_rows(report, published.sha256), VIDEO_SCHEMA)
     write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
     summary = summarize(out, finished=True)
@@ -161,9 +163,8 @@ def _is_clip_column(column: pa.Field) -> bool:
     return column.name in CLIP_COLUMNS
 
 
-def _with_encoding(clip: dict[str, Any], encoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A published kept clip with its encode outcome, rejected when it could not be encoded."""
-    row = apply_encoding(Clip.from_row(clip), encoded).row()
+def _with_status(row: dict[str, Any]) -> dict[str, Any]:
+    """A published kept clip after its encode: rejected when it could not be encoded."""
     return {**row, "status": CLIP_REJECTED if row["reject_reasons"] else CLIP_KEPT}
 
 

@@ -66,7 +66,7 @@ from timelapse_d.acquire.retry import (
 )
 from timelapse_d.acquire.settings import DownloadConfig
 from timelapse_d.errors import ProbeError
-from timelapse_d.executors import Task, TaskFailure, run_tasks
+from timelapse_d.executors import LocalExecutor, Task, TaskFailure
 from timelapse_d.media.probe import VideoProbe, index_past_end, open_video, probe_video
 from timelapse_d.records import VIDEO_STATUS_OK
 from timelapse_d.runs import write_json
@@ -153,7 +153,7 @@ def download_all(
     LOG.info("download: %d videos, %d to fetch", len(unique), len(todo))
     tasks = [Task(c.video_id, download_one, (c, config, out_dir, state_dir)) for c in todo]
     crashed = []
-    for task, result in run_tasks(tasks, config.workers, STAGE):
+    for task, result in LocalExecutor(config.workers).map(tasks, STAGE):
         if isinstance(result, TaskFailure):
             LOG.error("download %s crashed: %s", task.name, result.error)
             crashed.append(result)

@@ -51,7 +51,7 @@ from timelapse_d.annotation.taxonomy import (
     read_gold,
 )
 from timelapse_d.config import ConfigError, EncodeConfig, FilterConfig, saved_build_config
-from timelapse_d.executors import Task, TaskFailure, run_tasks
+from timelapse_d.executors import LocalExecutor, Task, TaskFailure
 from timelapse_d.manifest import REJECT_REASONS, read_rows, write_table
 from timelapse_d.records import CLIP_KEPT, Clip
 from timelapse_d.runs import read_json, write_json
@@ -261,7 +261,7 @@ def make_previews(
             )
         out = folder / f"{clip['clip_id']}.mp4"
         tasks.append(Task(clip["clip_id"], encode_clip, (clip, source, out, PREVIEW_ENCODE)))
-    for task, result in run_tasks(tasks, workers, "previews"):
+    for task, result in LocalExecutor(workers).map(tasks, "previews"):
         if isinstance(result, TaskFailure):
             raise ConfigError(f"preview of {task.name} failed: {result.error}")
     return len(todo)

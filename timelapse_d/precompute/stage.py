@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from timelapse_d.config import ConfigError, fingerprint
+from timelapse_d.executors import Executor, LocalExecutor
 from timelapse_d.media.decode import prefetched
 from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.fields import (
@@ -37,6 +38,7 @@ from timelapse_d.precompute.fields import (
 from timelapse_d.precompute.sampling import Sampling, sample_clip
 from timelapse_d.publish.card import write_card
 from timelapse_d.runs import RunDir
+from timelapse_d.stages.base import Outcome, Resources, run_stage
 from timelapse_d.torch_runtime import PRECISIONS
 
 LOG = logging.getLogger("timelapse_d")
@@ -111,8 +113,13 @@ class PrecomputeReport:
 ComputeFn = Callable[[dict[str, Any], list[int], np.ndarray], dict[str, bytes]]
 
 
-def precompute(out: Path, options: PrecomputeOptions) -> PrecomputeReport:
-    """Write the field shards of every clip shard under OUT/shards that is not done yet."""
+def precompute(
+    out: Path, options: PrecomputeOptions, executor: Executor | None = None
+) -> PrecomputeReport:
+    """Write the field shards of every clip shard under OUT/shards that is not done yet.
+
+    `executor` runs one task per clip shard (default: in this process, the model loaded once).
+    """
     options = options.resolved()
     assert options.backend is not None
     clip_shards = sorted((out / "shards").glob(f"{CLIPS}-*.tar"))
@@ -120,32 +127,72 @@ def precompute(out: Path, options: PrecomputeOptions) -> PrecomputeReport:
         raise ConfigError(f"no clip shards in {out / 'shards'}: run `tld build` first")
     run = RunDir(out)
     report = PrecomputeReport(options.field, options.backend)
-    stage = f"precompute_{options.field}"
+    stage = PrecomputeStage(options)
     with run.exclusive():
         _remove_orphans(out / "shards", options.field, clip_shards)
-        compute: ComputeFn | None = None
-        for clip_shard in clip_shards:
-            stat = clip_shard.stat()
-            identity = [stat.st_size, stat.st_mtime_ns]
-            key = fingerprint(options.key_settings(), clip_shard.name, identity)
-            target = field_shard(clip_shard, options.field)
-            if target.is_file() and run.is_done(stage, clip_shard.stem, key):
-                report.shards_skipped += 1
-                continue
-            compute = compute or _compute_fn(out, options)
-            started = time.monotonic()
-            clips = _write_shard(clip_shard, target, options, compute)
-            elapsed = time.monotonic() - started
-            stats = {"clips": clips, "seconds": round(elapsed, 3), "bytes": target.stat().st_size}
-            run.mark_done(stage, clip_shard.stem, key, stats)
+        result = run_stage(stage, clip_shards, run, executor or LocalExecutor(1))
+        for name in result.ran:
+            stats = result.stats[name]
             report.shards_done += 1
-            report.clips += clips
-            report.seconds += elapsed
+            report.clips += stats["clips"]
+            report.seconds += stats["seconds"]
             report.bytes_written += stats["bytes"]
-            LOG.info("%s: %s, %d clips in %.1f s", stage, target.name, clips, elapsed)
+        report.shards_skipped = len(result.stats) - len(result.ran)
         if (out / "manifest.parquet").is_file():
             write_card(out)  # its configurations list the field shards now present
+        result.require_all(stage.name)
     return report
+
+
+@dataclass(frozen=True)
+class PrecomputeStage:
+    """Per clip shard: its field shard beside it, keyed on the settings that shape the field
+    (not batch or device) and the clip shard's name, size and modification time."""
+
+    options: PrecomputeOptions
+
+    @property
+    def name(self) -> str:
+        return f"precompute_{self.options.field}"
+
+    @property
+    def resources(self) -> Resources:
+        gpus = 0.0 if self.options.device == "cpu" else 1.0
+        return Resources(cpus=1.0, gpus=gpus, memory_mb=4096)
+
+    def item_id(self, clip_shard: Path) -> str:
+        return clip_shard.stem
+
+    def key(self, clip_shard: Path) -> str:
+        stat = clip_shard.stat()
+        identity = [stat.st_size, stat.st_mtime_ns]
+        return fingerprint(self.options.key_settings(), clip_shard.name, identity)
+
+    def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
+        target = field_shard(run_dir.out / "shards" / f"{item_id}.tar", self.options.field)
+        return run_dir.done_stats(self.name, item_id, key) if target.is_file() else None
+
+    def run(self, clip_shard: Path, run_dir: RunDir) -> Outcome:
+        compute = _loaded_compute(run_dir.out, self.options)
+        target = field_shard(clip_shard, self.options.field)
+        started = time.monotonic()
+        clips = _write_shard(clip_shard, target, self.options, compute)
+        elapsed = time.monotonic() - started
+        stats = {"clips": clips, "seconds": round(elapsed, 3), "bytes": target.stat().st_size}
+        LOG.info("%s: %s, %d clips in %.1f s", self.name, target.name, clips, elapsed)
+        return Outcome(stats, [target])
+
+
+# The computation last loaded in this process, by (OUT, options): a model loads once per
+# worker process, and only when a shard needs it.
+_LOADED: dict[tuple[Path, PrecomputeOptions], ComputeFn] = {}
+
+
+def _loaded_compute(out: Path, options: PrecomputeOptions) -> ComputeFn:
+    if (out, options) not in _LOADED:
+        _LOADED.clear()  # one model in memory at a time
+        _LOADED[(out, options)] = _compute_fn(out, options)
+    return _LOADED[(out, options)]
 
 
 def _write_shard(

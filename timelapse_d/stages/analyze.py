@@ -25,8 +25,9 @@ from timelapse_d.analysis.motion import (
     clip_motion_scores,
 )
 from timelapse_d.analysis.quality import QualityAnalyzer
-from timelapse_d.config import AnalyzeConfig
+from timelapse_d.config import AnalyzeConfig, fingerprint
 from timelapse_d.errors import DecodeError, MediaError
+from timelapse_d.executors import Executor
 from timelapse_d.media.decode import Frame, analysis_size, iter_frames
 from timelapse_d.media.probe import VideoProbe, probe_video
 from timelapse_d.records import (
@@ -36,6 +37,8 @@ from timelapse_d.records import (
     SourceVideo,
     clip_id_for,
 )
+from timelapse_d.runs import RunDir, read_json, write_json
+from timelapse_d.stages.base import MarkedStage, Outcome, Resources, run_stage
 
 STAGE = "analyze"
 CROP_FIELDS = ("x", "y", "width", "height")
@@ -207,3 +210,58 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
         "flashes": cut_result.flashes,
     }
     return {"video": row, "clips": clips, "stats": stats}
+
+
+def _file_identity(path: str) -> list[int]:
+    stat = Path(path).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+@dataclass(frozen=True)
+class AnalyzeStage(MarkedStage):
+    """Per source video: ``run/analyze/<video_id>.json`` holding :func:`analyze_video`'s result;
+    keyed on the analyze settings and the file's URI, size and modification time."""
+
+    config: AnalyzeConfig
+    name: str = STAGE
+    resources: Resources = Resources(cpus=1.0, memory_mb=1024)
+
+    def item_id(self, video: SourceVideo) -> str:
+        return video.video_id
+
+    def key(self, video: SourceVideo) -> str:
+        return fingerprint(asdict(self.config), video.source_uri, _file_identity(video.path))
+
+    def run(self, video: SourceVideo, run_dir: RunDir) -> Outcome:
+        result = analyze_video(video, self.config)
+        path = result_path(run_dir, video.video_id)
+        write_json(path, result)
+        return Outcome(result["stats"], [path])
+
+
+def result_path(run_dir: RunDir, video_id: str) -> Path:
+    return run_dir.stage_dir(STAGE) / f"{video_id}.json"
+
+
+def read_result(run_dir: RunDir, video_id: str) -> dict[str, Any]:
+    """The saved result of an analyzed video: {'video': row, 'clips': rows, 'stats': ...}."""
+    result: dict[str, Any] = read_json(result_path(run_dir, video_id))
+    return result
+
+
+def analyze_videos(
+    videos: list[SourceVideo], config: AnalyzeConfig, run_dir: RunDir, executor: Executor
+) -> dict[str, dict[str, Any]]:
+    """Analyze every video not done yet; {video_id: result} of those analyzed (a video whose
+    task failed is left out: see run/failures/analyze/)."""
+    done = run_stage(AnalyzeStage(config), videos, run_dir, executor).stats
+    return {v.video_id: read_result(run_dir, v.video_id) for v in videos if v.video_id in done}
+
+
+def encode_sources(
+    videos: list[SourceVideo], config: AnalyzeConfig, analyzed: dict[str, Any]
+) -> dict[str, tuple[str, str]]:
+    """{video_id: (path, fingerprint)} of the analyzed videos, for the encode stage: a source's
+    fingerprint is its analyze key (settings, URI, size, modification time)."""
+    stage = AnalyzeStage(config)
+    return {v.video_id: (v.path, stage.key(v)) for v in videos if v.video_id in analyzed}

@@ -13,18 +13,23 @@ exits 0 (it does after a failed write of the trailer): it says nothing about the
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
-from timelapse_d.config import ConfigError, EncodeConfig
-from timelapse_d.executors import die_with_parent
-from timelapse_d.runs import HostError, atomic_path, host_error_text
+from timelapse_d.config import ConfigError, EncodeConfig, fingerprint
+from timelapse_d.executors import Executor
+from timelapse_d.executors.local import die_with_parent
+from timelapse_d.records import Clip
+from timelapse_d.runs import HostError, RunDir, atomic_path, host_error_text
+from timelapse_d.stages.base import Outcome, Resources, run_stage
 
 STAGE = "encode"
 
@@ -184,3 +189,78 @@ def _first_picture(path: Path, at_s: float) -> np.ndarray | None:
             if frame.time is None or frame.time >= start + at_s - half:
                 return frame.to_ndarray(format="gray")
     return None
+
+
+@dataclass(frozen=True)
+class EncodeItem:
+    """A kept clip row, the path of its source and the fingerprint of that source (its
+    analyze key, or a download's SHA-256)."""
+
+    clip: dict[str, Any]
+    source: str
+    source_key: str
+
+
+def clip_path(run_dir: RunDir, clip_id: str) -> Path:
+    """Where the encoded clip lives until it is sharded (and after, for re-runs)."""
+    return run_dir.stage_dir(STAGE) / f"{clip_id}.mp4"
+
+
+@dataclass(frozen=True)
+class EncodeStage:
+    """Per kept clip: ``run/encode/<clip_id>.mp4``, or the clip's `encode_error` when ffmpeg
+    cannot make it (an expected outcome, marked done). A failure of the machine is never
+    recorded: it raises HostError, and an outcome an earlier version recorded with one is
+    done again."""
+
+    config: EncodeConfig
+    name: str = STAGE
+    resources: Resources = Resources(cpus=1.0, memory_mb=512)
+
+    def item_id(self, item: EncodeItem) -> str:
+        return str(item.clip["clip_id"])
+
+    def key(self, item: EncodeItem) -> str:
+        return fingerprint(dataclasses.asdict(self.config), item.source_key)
+
+    def run(self, item: EncodeItem, run_dir: RunDir) -> Outcome:
+        out = clip_path(run_dir, self.item_id(item))
+        try:
+            return Outcome(encode_clip(item.clip, Path(item.source), out, self.config), [out])
+        except EncodeError as exc:
+            out.unlink(missing_ok=True)
+            return Outcome({"encode_error": str(exc)})
+
+    def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
+        outcome = run_dir.done_stats(STAGE, item_id, key)
+        if outcome is None or host_error_text(outcome.get("encode_error")):
+            return None
+        return outcome
+
+
+def apply_encoding(clip: Clip, encoded: dict[str, dict[str, Any]]) -> Clip:
+    """An encoded clip with its encode outcome (and stage reason when it failed)."""
+    outcome = encoded.get(clip.clip_id)
+    if outcome is None:  # the encode task failed unexpectedly: see run/failures/encode/
+        return dataclasses.replace(clip, reject_reasons=["encode_failed"])
+    if "encode_error" in outcome:
+        error = outcome["encode_error"]
+        return dataclasses.replace(clip, reject_reasons=["unreadable"], encode_error=error)
+    copied = outcome.get("stream_copied", False)
+    return dataclasses.replace(clip, clip_bytes=outcome["clip_bytes"], stream_copied=copied)
+
+
+def encode_clips(
+    clips: list[Clip],
+    sources: dict[str, tuple[str, str]],
+    config: EncodeConfig,
+    run_dir: RunDir,
+    executor: Executor,
+) -> list[Clip]:
+    """Encode the clips not done yet; return every clip with its encode outcome.
+
+    `sources` maps a video id to its file and its fingerprint.
+    """
+    items = [EncodeItem(c.row(), *sources[c.video_id]) for c in clips]
+    encoded = run_stage(EncodeStage(config), items, run_dir, executor).stats
+    return [apply_encoding(c, encoded) for c in clips]

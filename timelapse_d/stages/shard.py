@@ -8,13 +8,20 @@ are removed after the new ones exist.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timelapse_d.config import ShardConfig, fingerprint
+from timelapse_d.executors import Executor
 from timelapse_d.manifest import CLIP_SCHEMA, write_table
-from timelapse_d.runs import write_atomic
+from timelapse_d.records import CLIP_KEPT
+from timelapse_d.runs import RunDir, write_atomic
+from timelapse_d.stages.base import MarkedStage, Outcome, Resources, run_stage
+from timelapse_d.stages.encode import clip_path
 from timelapse_d.tars import write_samples
 
 STAGE = "shard"
@@ -87,3 +94,39 @@ def write_shards(
         if stale.with_suffix(".tar").name not in keep:
             stale.unlink()
     return written
+
+
+@dataclass(frozen=True)
+class ShardStage(MarkedStage):
+    """One item, every kept clip in clip-id order: the shards under ``OUT/shards``; keyed on
+    the shard settings and the kept rows, so the same rows are never sharded twice."""
+
+    config: ShardConfig
+    name: str = STAGE
+    resources: Resources = Resources(cpus=1.0, memory_mb=1024)
+
+    def item_id(self, kept: list[dict[str, Any]]) -> str:
+        return "all"
+
+    def key(self, kept: list[dict[str, Any]]) -> str:
+        return fingerprint(dataclasses.asdict(self.config), kept)
+
+    def run(self, kept: list[dict[str, Any]], run_dir: RunDir) -> Outcome:
+        plan = plan_shards(kept, self.config.max_bytes)
+        shard_dir = run_dir.out / "shards"
+        write_shards(shard_dir, plan, lambda row: clip_path(run_dir, row["clip_id"]))
+        written = [shard_dir / shard_name(i) for i in range(len(plan))]
+        written += [path.with_suffix(".parquet") for path in written]
+        return Outcome({"shards": len(plan)}, written)
+
+
+def shard_clips(
+    clips: list[dict[str, Any]], config: ShardConfig, run_dir: RunDir, executor: Executor
+) -> list[dict[str, Any]]:
+    """Shard the kept clips (skipped when the same rows were already sharded); return every
+    row with `shard` set (None for a rejected clip)."""
+    kept = sorted((c for c in clips if c["status"] == CLIP_KEPT), key=lambda c: c["clip_id"])
+    run_stage(ShardStage(config), [kept], run_dir, executor).require_all(STAGE)
+    plan = plan_shards(kept, config.max_bytes)
+    names = {row["clip_id"]: shard_name(i) for i, rows in enumerate(plan) for row in rows}
+    return [{**c, "shard": names.get(c["clip_id"])} for c in clips]

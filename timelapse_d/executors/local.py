@@ -1,10 +1,11 @@
-"""One task runner, two executors: in-process (workers=1) and a local process pool.
+"""The local executor: in-process (workers=1) or a process pool on this machine.
 
-A task is a picklable callable with its arguments. The runner never lets one task's unexpected
-exception stop the others: it is returned as a :class:`TaskFailure` carrying the traceback, and
-the stage records it (no completion marker) so `tld status` shows it and a re-run retries it.
-A failure of the machine (:class:`timelapse_d.runs.HostError`, or an OSError such as a full
-disk) is no task's failure: it stops the run.
+A task's unexpected exception never stops the others: it is returned as a
+:class:`~timelapse_d.executors.base.TaskFailure` carrying the traceback, and the stage records
+it (no completion marker) so `tld status` shows it and a re-run retries it. A failure of the
+machine (:class:`timelapse_d.runs.HostError`, or an OSError such as a full disk) is no task's
+failure: it stops the run. A worker killed by a native crash (SIGSEGV, SIGKILL) turns the tasks
+in flight into failures and the rest of the queue goes on in a fresh pool.
 
 Pool workers die with the command: they ignore SIGINT (the command stops them), the command
 terminates them when it stops early, and each exits by itself when the command's process ends
@@ -22,47 +23,16 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
-from timelapse_d.runs import HostError, is_host_failure
+from timelapse_d.executors.base import Task, TaskFailure, run_task
 
 LOG = logging.getLogger("timelapse_d")
-
-
-@dataclass(frozen=True)
-class Task:
-    """A named unit of work: `fn(*args)` in a worker."""
-
-    name: str
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class TaskFailure:
-    """An unexpected exception raised by a task."""
-
-    name: str
-    error: str
-    traceback: str
-
-
-def _call(task: Task) -> Any:
-    try:
-        return task.fn(*task.args)
-    except Exception as exc:  # noqa: BLE001 - every task failure is reported, none stops the run
-        if isinstance(exc, HostError):
-            raise
-        if is_host_failure(exc):
-            raise HostError(f"{task.name}: {exc}") from None
-        return TaskFailure(task.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -143,7 +113,7 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
         while queue or pending:
             while queue and len(pending) < 2 * workers:
                 task = queue.pop()
-                pending[pool.submit(_call, task)] = task
+                pending[pool.submit(run_task, task)] = task
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 task = pending.pop(future)
@@ -161,25 +131,31 @@ def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
         pool.shutdown()
 
 
-def run_tasks(tasks: Sequence[Task], workers: int, desc: str) -> Iterator[tuple[Task, Any]]:
-    """Run tasks, yielding (task, result or TaskFailure) as each completes.
+class LocalExecutor:
+    """Runs tasks in this process (workers <= 1) or in a pool of `workers` processes.
 
-    With workers > 1 a process pool runs them, keeping at most 2 x workers tasks in flight so
-    arguments are not all pickled up front.
+    The pool keeps at most 2 x workers tasks in flight, so arguments are not all pickled up
+    front; a single task runs in this process.
     """
-    progress = _Progress(desc, len(tasks))
-    started = time.monotonic()
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield task, _call(task)
-                progress.step()
-            return
-        queue = list(reversed(tasks))
-        while queue:
-            for task, result in _run_pool(queue, workers):
-                yield task, result
-                progress.step()
-    finally:
-        progress.close()
-        LOG.info("%s: %d tasks in %.1f s", desc, progress.done, time.monotonic() - started)
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+
+    def map(self, tasks: Sequence[Task], desc: str = "tasks") -> Iterator[tuple[Task, Any]]:
+        """Run tasks, yielding (task, result or TaskFailure) as each completes."""
+        progress = _Progress(desc, len(tasks))
+        started = time.monotonic()
+        try:
+            if self.workers <= 1 or len(tasks) <= 1:
+                for task in tasks:
+                    yield task, run_task(task)
+                    progress.step()
+                return
+            queue = list(reversed(tasks))
+            while queue:
+                for task, result in _run_pool(queue, self.workers):
+                    yield task, result
+                    progress.step()
+        finally:
+            progress.close()
+            LOG.info("%s: %d tasks in %.1f s", desc, progress.done, time.monotonic() - started)

@@ -1,0 +1,35 @@
+"""How tasks run: an :class:`Executor` maps tasks to (task, result or TaskFailure) pairs.
+
+An executor changes how the work runs (in this process, a local process pool, later a
+cluster), never what it produces: every task writes the same outputs wherever it runs. A
+task's unexpected exception comes back as a :class:`TaskFailure`; a failure of the machine
+(:class:`timelapse_d.runs.HostError`, a full disk) or of the configuration (ConfigError)
+stops the run.
+
+`make_executor(name, workers)` gives the executor the `executor` config key names.
+"""
+
+from __future__ import annotations
+
+from timelapse_d.config import ConfigError
+from timelapse_d.executors.base import Executor, Task, TaskFailure, run_task
+from timelapse_d.executors.local import LocalExecutor
+
+EXECUTORS = ("local",)
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "Task",
+    "TaskFailure",
+    "make_executor",
+    "run_task",
+]
+
+
+def make_executor(name: str, workers: int) -> Executor:
+    """The executor called `name` running `workers` tasks at a time."""
+    if name == "local":
+        return LocalExecutor(workers)
+    raise ConfigError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
