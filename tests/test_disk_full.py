@@ -74,6 +74,16 @@ def test_ffmpeg_failing_to_write_is_a_host_error_even_when_it_exits_zero() -> No
         _run_ffmpeg([*command, "-f", "mpegts", "/dev/full"])
 
 
+def test_a_full_disk_at_the_header_is_named_in_the_error() -> None:
+    # What ffmpeg prints when the disk fills as it writes the header: the last line says
+    # nothing about the disk.
+    lines = ["[mp4 @ 0x1] Error writing header: No space left on device", "Error initializing "
+             "output stream 0:0 --"]  # fmt: skip
+    script = "; ".join(f"echo '{line}' >&2" for line in lines) + "; exit 1"
+    with pytest.raises(HostError, match="ffmpeg: .*header: No space left on device$"):
+        _run_ffmpeg(["sh", "-c", script])
+
+
 def test_a_killed_ffmpeg_is_a_host_error() -> None:
     with pytest.raises(HostError, match="killed by signal 9"):
         _run_ffmpeg(["sh", "-c", "kill -9 $$"])

@@ -162,11 +162,14 @@ def _run_ffmpeg(command: list[str]) -> None:
         start_new_session=True,  # a Ctrl-C reaches the tool, which stops ffmpeg itself
         preexec_fn=die_with_parent,
     )
-    message = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    lines = result.stderr.strip().splitlines() or ["no message"]
+    message = lines[-1]
     if result.returncode < 0:
         raise HostError(f"ffmpeg was killed by signal {-result.returncode}")
     if host_error_text(result.stderr) or "received signal" in result.stderr:
-        raise HostError(f"ffmpeg: {message}")
+        # The line naming the machine's error: a full disk while writing the header ends
+        # with "Error initializing output stream" instead.
+        raise HostError(f"ffmpeg: {next((x for x in lines if host_error_text(x)), message)}")
     if result.returncode != 0:
         raise EncodeError(f"ffmpeg failed ({result.returncode}): {message}")
 

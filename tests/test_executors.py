@@ -1,0 +1,78 @@
+"""The local executor and the stage runner: a worker that dies natively (a segfault, SIGKILL)
+fails only the tasks it had in flight, the rest go on in a fresh pool, and a re-run completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from timelapse_d.config import ConfigError, resolve_config
+from timelapse_d.executors import LocalExecutor, make_executor
+from timelapse_d.pipeline import build
+from timelapse_d.runs import RunDir, read_json, write_json
+from timelapse_d.stages.base import MarkedStage, Outcome, Resources, run_stage
+
+
+@dataclass(frozen=True)
+class DiesOnce(MarkedStage):
+    """Writes `<item>.json`; the item `crash` kills its own process with `signum` until the
+    file `survived` exists (it creates it just before dying)."""
+
+    survived: str
+    signum: int
+    name: str = "dies_once"
+    resources: Resources = Resources()
+
+    def item_id(self, item: str) -> str:
+        return item
+
+    def key(self, item: str) -> str:
+        return f"key-{item}"
+
+    def run(self, item: str, run_dir: RunDir) -> Outcome:
+        if item == "crash" and not Path(self.survived).exists():
+            Path(self.survived).touch()
+            os.kill(os.getpid(), self.signum)
+        path = run_dir.stage_dir(self.name) / f"{item}.json"
+        write_json(path, {"item": item})
+        return Outcome({"item": item}, [path])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGSEGV, signal.SIGKILL])
+def test_a_worker_dying_natively_fails_its_tasks_and_the_rerun_completes(
+    tmp_path: Path, signum: int
+) -> None:
+    run = RunDir(tmp_path / "out")
+    stage = DiesOnce(str(tmp_path / "survived"), signum)
+    items = ["crash", *(f"item{i:02d}" for i in range(12))]
+
+    first = run_stage(stage, items, run, LocalExecutor(2))
+
+    # The pool broke: `crash` and at most the other tasks in flight (2 x 2 workers) failed,
+    # each recorded without a marker; every other item finished, the later ones in a new pool.
+    assert "crash" in first.failed and len(first.failed) <= 4
+    assert "worker process died" in first.failed["crash"].error
+    assert sorted(first.ran) == sorted(set(items) - set(first.failed))
+    assert sorted(run.failures()["dies_once"]) == sorted(first.failed)
+    assert all(not run.marker("dies_once", name).exists() for name in first.failed)
+
+    second = run_stage(stage, items, run, LocalExecutor(2))
+
+    assert sorted(second.ran) == sorted(first.failed) and not second.failed
+    assert sorted(second.stats) == sorted(items)
+    assert run.failures() == {}
+    assert read_json(run.stage_dir("dies_once") / "crash.json")["item"] == "crash"
+
+
+def test_an_unknown_executor_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown executor 'cluster'; available: local"):
+        make_executor("cluster", 2)
+    config = resolve_config(source="synthetic", overrides={"executor": "cluster"})
+    with pytest.raises(ConfigError, match="unknown executor"):
+        build(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
