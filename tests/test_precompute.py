@@ -28,7 +28,9 @@ from timelapse_d.precompute.fields import (
 )
 from timelapse_d.precompute.sampling import Sampling
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
+from timelapse_d.runs import RunDir
 from timelapse_d.segment.groups import GROUP_NAMES
+from timelapse_d.stages.base import StageFailed
 from timelapse_d.tars import write_samples
 
 
@@ -178,6 +180,29 @@ def test_rerun_skips_done_shards_and_redoes_a_removed_one(
     assert report.shards_done == 0
     report = precompute(out, PrecomputeOptions("frames", "decode", sampling=Sampling(stride=2)))
     assert report.shards_done == len(shards)
+
+
+def test_a_shard_that_fails_is_recorded_the_others_finish_and_a_rerun_completes(
+    fields_build: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(fields_build, out)
+    shards = clip_shards(out)
+    for path in out.glob("shards/frames-*.tar"):
+        path.unlink()
+    kept = tmp_path / shards[0].name
+    shutil.copy2(shards[0], kept)
+    _rewrite_member(shards[0], lambda name, data: b"not a video" if name.endswith(".mp4") else data)
+    with pytest.raises(StageFailed, match=f"precompute_frames: 1 task.*{shards[0].stem}"):
+        precompute(out, PrecomputeOptions("frames"))
+    assert RunDir(out).failures() == {"precompute_frames": [shards[0].stem]}
+    assert not field_shard(shards[0], "frames").exists()
+    assert all(field_shard(path, "frames").is_file() for path in shards[1:])
+    shutil.copy2(kept, shards[0])
+    report = precompute(out, PrecomputeOptions("frames"))
+    assert (report.shards_done, report.shards_skipped) == (1, len(shards) - 1)
+    assert RunDir(out).failures() == {}
+    list(iter_joined(shards[0], ("frames",)))
 
 
 def test_bad_options_and_missing_shards_fail_at_start(tmp_path: Path) -> None:
