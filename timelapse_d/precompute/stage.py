@@ -245,7 +245,7 @@ def _compute_fn(out: Path, options: PrecomputeOptions) -> ComputeFn:
         from timelapse_d.flow.backends import make_flow_backend
 
         flow_backend = make_flow_backend(
-            options.backend,
+            options.backend or DEFAULT_BACKEND["flow"],
             device=options.device,
             weights=Path(options.weights) if options.weights else None,
             precision=options.precision,

@@ -146,7 +146,9 @@ def _try_copy(clip: dict[str, Any], source: Path, out: Path, config: EncodeConfi
         with atomic_path(out) as tmp:
             _run_ffmpeg(ffmpeg_command(clip, source, tmp, config, copy=True))
             _check_frame_count(tmp, clip["num_frames"])
-            if not np.array_equal(_first_picture(tmp, 0.0), _first_picture(source, _start_s(clip))):
+            copied = _first_picture(tmp, 0.0)
+            wanted = _first_picture(source, _start_s(clip))
+            if copied is None or wanted is None or not np.array_equal(copied, wanted):
                 raise EncodeError("the copied clip does not start on its first frame")
     except EncodeError:
         return False
