@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from timelapse_d.config import ConfigError, resolve_config
-from timelapse_d.executors import LocalExecutor, make_executor
+from timelapse_d.executors import LocalExecutor, Resources, make_executor
 from timelapse_d.pipeline import build
 from timelapse_d.runs import RunDir, read_json, write_json
-from timelapse_d.stages.base import MarkedStage, Outcome, Resources, run_stage
+from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ stops the run.
 from __future__ import annotations
 
 from timelapse_d.config import ConfigError
-from timelapse_d.executors.base import Executor, Task, TaskFailure, run_task
+from timelapse_d.executors.base import Executor, Resources, Task, TaskFailure, run_task
 from timelapse_d.executors.local import LocalExecutor
 
 EXECUTORS = ("local",)
@@ -21,6 +21,7 @@ __all__ = [
     "EXECUTORS",
     "Executor",
     "LocalExecutor",
+    "Resources",
     "Task",
     "TaskFailure",
     "make_executor",

@@ -12,12 +12,23 @@ from timelapse_d.runs import HostError, is_host_failure
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What one task needs, for executors that place tasks (a cluster); the local one runs
+    `workers` tasks at a time whatever they ask for."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
 class Task:
     """A named unit of work: `fn(*args)` in a worker (picklable for a process pool)."""
 
     name: str
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)

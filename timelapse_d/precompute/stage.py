@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from timelapse_d.config import ConfigError, fingerprint
-from timelapse_d.executors import Executor, LocalExecutor
+from timelapse_d.executors import Executor, LocalExecutor, Resources
 from timelapse_d.media.decode import prefetched
 from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.fields import (
@@ -38,7 +38,7 @@ from timelapse_d.precompute.fields import (
 from timelapse_d.precompute.sampling import Sampling, sample_clip
 from timelapse_d.publish.card import write_card
 from timelapse_d.runs import RunDir
-from timelapse_d.stages.base import Outcome, Resources, run_stage
+from timelapse_d.stages.base import Outcome, run_stage
 from timelapse_d.torch_runtime import PRECISIONS
 
 LOG = logging.getLogger("timelapse_d")

@@ -27,7 +27,7 @@ from timelapse_d.analysis.motion import (
 from timelapse_d.analysis.quality import QualityAnalyzer
 from timelapse_d.config import AnalyzeConfig, fingerprint
 from timelapse_d.errors import DecodeError, MediaError
-from timelapse_d.executors import Executor
+from timelapse_d.executors import Executor, Resources
 from timelapse_d.media.decode import Frame, analysis_size, iter_frames
 from timelapse_d.media.probe import VideoProbe, probe_video
 from timelapse_d.records import (
@@ -38,7 +38,7 @@ from timelapse_d.records import (
     clip_id_for,
 )
 from timelapse_d.runs import RunDir, read_json, write_json
-from timelapse_d.stages.base import MarkedStage, Outcome, Resources, run_stage
+from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 
 STAGE = "analyze"
 CROP_FIELDS = ("x", "y", "width", "height")

@@ -16,21 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from timelapse_d.executors import Executor, Task, TaskFailure
+from timelapse_d.executors import Executor, Resources, Task, TaskFailure
 from timelapse_d.runs import RunDir
 
 LOG = logging.getLogger("timelapse_d")
 Item = TypeVar("Item")
 Item_contra = TypeVar("Item_contra", contravariant=True)
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one task of a stage needs, for executors that place tasks (a cluster)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -120,7 +111,8 @@ def run_stage(
         item_id = stage.item_id(item)
         done = stage.done(run_dir, item_id, keys[item_id])
         if done is None:
-            tasks.append(Task(item_id, _run_item, (stage, item, run_dir, keys[item_id])))
+            args = (stage, item, run_dir, keys[item_id])
+            tasks.append(Task(item_id, _run_item, args, stage.resources))
         else:
             stats[item_id] = done
     LOG.info("%s: %d items, %d already done", stage.name, len(items), len(stats))

@@ -25,11 +25,11 @@ import av
 import numpy as np
 
 from timelapse_d.config import ConfigError, EncodeConfig, fingerprint
-from timelapse_d.executors import Executor
+from timelapse_d.executors import Executor, Resources
 from timelapse_d.executors.local import die_with_parent
 from timelapse_d.records import Clip
 from timelapse_d.runs import HostError, RunDir, atomic_path, host_error_text
-from timelapse_d.stages.base import Outcome, Resources, run_stage
+from timelapse_d.stages.base import Outcome, run_stage
 
 STAGE = "encode"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from timelapse_d.config import ShardConfig, fingerprint
-from timelapse_d.executors import Executor
+from timelapse_d.executors import Executor, Resources
 from timelapse_d.manifest import CLIP_SCHEMA, write_table
 from timelapse_d.records import CLIP_KEPT
 from timelapse_d.runs import RunDir, write_atomic
-from timelapse_d.stages.base import MarkedStage, Outcome, Resources, run_stage
+from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 from timelapse_d.stages.encode import clip_path
 from timelapse_d.tars import write_samples
 
