@@ -161,12 +161,17 @@ def test_a_shard_failing_its_check_never_replaces_the_file(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == [clips.name, flow.name]
 
 
+def _copy_of(build: Path, tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A copy of `build` in tmp_path/out, and its clip shards."""
+    out = tmp_path / "out"
+    shutil.copytree(build, out)
+    return out, clip_shards(out)
+
+
 def test_rerun_skips_done_shards_and_redoes_a_removed_one(
     fields_build: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(fields_build, out)
-    shards = clip_shards(out)
+    out, shards = _copy_of(fields_build, tmp_path)
     removed = shards[1].with_name(shards[1].name.replace("clips", "mask"))
     removed.unlink()
     leftover = removed.with_name(f".{removed.name}.x.tld-part")
@@ -185,9 +190,7 @@ def test_rerun_skips_done_shards_and_redoes_a_removed_one(
 def test_a_shard_that_fails_is_recorded_the_others_finish_and_a_rerun_completes(
     fields_build: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(fields_build, out)
-    shards = clip_shards(out)
+    out, shards = _copy_of(fields_build, tmp_path)
     for path in out.glob("shards/frames-*.tar"):
         path.unlink()
     kept = tmp_path / shards[0].name

@@ -266,6 +266,7 @@ def encode_clips(
 
     `sources` maps a video id to its file and its fingerprint.
     """
-    items = [EncodeItem(c.row(), *sources[c.video_id]) for c in clips]
+    rows = [c.row() for c in clips]
+    items = [EncodeItem(row, *sources[row["video_id"]]) for row in rows]
     encoded = run_stage(EncodeStage(config), items, run_dir, executor).stats
     return [apply_encoding(c, encoded) for c in clips]
