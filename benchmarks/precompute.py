@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import TldError
 from timelapse_d.flow.backends import FlowBackend, FlowNet2Backend, make_flow_backend
 from timelapse_d.flow.flownet2 import FlowNet2
 from timelapse_d.precompute.sampling import Sampling, sample_clip
@@ -81,7 +81,7 @@ def main() -> None:
         for precision in precisions if name != "dis" else ["fp32"]:
             try:
                 backend = flow_backend(name, str(device), precision)
-            except ConfigError as exc:
+            except TldError as exc:
                 print(f"{name}: skipped ({exc})")
                 break
             call = backend.backward_flow

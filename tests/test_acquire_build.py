@@ -15,7 +15,7 @@ from standins.flickr_server import FlickrStandIn, StandInVideo
 from standins.host import Fault, VideoHost
 
 from timelapse_d.cli import cli, main
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 KEY, SECRET = "standin-key-0d9e88f2", "standin-secret-71c4aa0e"
 SMALL = ["--set", "filter.min_height=144", "--set", "filter.min_frames=40"]

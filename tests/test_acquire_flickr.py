@@ -24,7 +24,7 @@ from timelapse_d.acquire.settings import (
     FlickrConfig,
     RetryConfig,
 )
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 KEY, SECRET = "standin-key-5f1e0c9a77d3", "standin-secret-b48e21c6"
 CREDENTIALS = FlickrCredentials(KEY, SECRET)

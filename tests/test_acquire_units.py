@@ -26,15 +26,10 @@ from timelapse_d.acquire.download import classify_error
 from timelapse_d.acquire.licenses import License, accepted, license_kind
 from timelapse_d.acquire.provenance import ProvenanceRecord, attribution_lines
 from timelapse_d.acquire.ratelimit import RateLimiter
-from timelapse_d.acquire.retry import (
-    AcquireError,
-    backoff_delay,
-    call_with_retry,
-    parse_retry_after,
-)
+from timelapse_d.acquire.retry import backoff_delay, call_with_retry, parse_retry_after
 from timelapse_d.acquire.settings import DEFAULT_LICENSE_KINDS, FlickrConfig, RetryConfig
 from timelapse_d.acquire.urls import read_url_list
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import AcquireError, ConfigError, DataError
 
 # -- retries -----------------------------------------------------------------------------------
 
@@ -275,10 +270,10 @@ def test_url_lists_from_text_and_parquet(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.txt"
     bad.write_text("https://h/a.mp4\nftp://h/b.mp4\n")
-    with pytest.raises(ConfigError, match="entry 2"):
+    with pytest.raises(DataError, match="entry 2"):
         read_url_list(bad)
     pq.write_table(pa.table({"link": ["https://h/a.mp4"]}), tmp_path / "nourl.parquet")
-    with pytest.raises(ConfigError, match="no 'url' column"):
+    with pytest.raises(DataError, match="no 'url' column"):
         read_url_list(tmp_path / "nourl.parquet")
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.codebook import build_codebook, codebook_latents
 from timelapse_d.fgla.config import (

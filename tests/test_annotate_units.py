@@ -19,7 +19,8 @@ from timelapse_d.annotation.resolve import resolve
 from timelapse_d.annotation.server import AnnotationServerError, executable
 from timelapse_d.annotation.studio import Connection, Studio, resolve_connection
 from timelapse_d.annotation.taxonomy import Annotation, guidelines_html, load_taxonomy
-from timelapse_d.config import ConfigError, FilterConfig
+from timelapse_d.config import FilterConfig
+from timelapse_d.errors import ConfigError
 
 CONFIG = FilterConfig()
 

@@ -31,7 +31,8 @@ from timelapse_d.annotation.taxonomy import (
     read_gold,
 )
 from timelapse_d.assemble import human_label
-from timelapse_d.config import ConfigError, FilterConfig
+from timelapse_d.config import FilterConfig
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.records import Clip
 from timelapse_d.stages.filter import HUMAN_REJECT, decide
 
@@ -159,10 +160,10 @@ def test_gold_tasks_read_from_csv_and_parquet(tmp_path: Path, taxonomy) -> None:
     pq.write_table(pa.Table.from_pylist(rows), parquet_path)
     assert read_gold(parquet_path, taxonomy) == expected
     csv_path.write_text("clip_id,decision,reasons,categories\nc1,keep,,cloud\nc1,keep,,tree\n")
-    with pytest.raises(ConfigError, match="appears twice"):
+    with pytest.raises(DataError, match="appears twice"):
         read_gold(csv_path, taxonomy)
     csv_path.write_text("clip_id,decision,reasons,categories\nc1,reject,wobble,\n")
-    with pytest.raises(ConfigError, match=r"row 1: .*reject reason 'wobble'"):
+    with pytest.raises(DataError, match=r"row 1: .*reject reason 'wobble'"):
         read_gold(csv_path, taxonomy)
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from timelapse_d.calibration.fit import RULES, Dataset, fit, group_folds, wilson
 from timelapse_d.calibration.labels import Label, read_labels
-from timelapse_d.config import ConfigError, resolve_config
+from timelapse_d.config import resolve_config
+from timelapse_d.errors import DataError
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
 
@@ -98,10 +99,10 @@ def test_wilson_interval() -> None:
 def test_bad_labels_fail_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text("clip_id,decision,reasons\nabc,maybe,\n")
-    with pytest.raises(ConfigError, match="use keep or reject"):
+    with pytest.raises(DataError, match="use keep or reject"):
         read_labels(path)
     path.write_text("clip,verdict\n")
-    with pytest.raises(ConfigError, match="clip_id,decision,reasons"):
+    with pytest.raises(DataError, match="clip_id,decision,reasons"):
         read_labels(path)
 
 

@@ -2,14 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from timelapse_d.config import (
-    ConfigError,
-    builtin_recipe,
-    fingerprint,
-    parse_set,
-    resolve_config,
-    valid_keys,
-)
+from timelapse_d.config import builtin_recipe, fingerprint, parse_set, resolve_config, valid_keys
+from timelapse_d.errors import ConfigError
 
 
 def test_defaults_then_builtin_recipe_then_user_recipe_then_set(tmp_path: Path) -> None:

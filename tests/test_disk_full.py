@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from small_build import build_command, last_line, small_input, snapshot, tld
 
-from timelapse_d.runs import HostError
+from timelapse_d.errors import HostError
 from timelapse_d.stages.encode import _run_ffmpeg, require_ffmpeg
 
 pytestmark = pytest.mark.slow

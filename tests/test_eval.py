@@ -14,7 +14,7 @@ from control_model import SMALL_CONFIG
 from metric_weights import metric_networks, write_metric_files
 
 from timelapse_d.cli import cli
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.protocol import FVD_NOTE, EvalOptions, evaluate
 from timelapse_d.fgla.protocol import test_clips as split_clips  # not a test

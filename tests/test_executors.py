@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from timelapse_d.config import ConfigError, resolve_config
+from timelapse_d.config import resolve_config
+from timelapse_d.errors import ConfigError
 from timelapse_d.executors import LocalExecutor, Resources, make_executor
 from timelapse_d.pipeline import build
 from timelapse_d.runs import RunDir, read_json, write_json

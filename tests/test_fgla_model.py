@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from timelapse_d.checkpoints import CheckpointError, load_strict
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.config import (
     EncoderConfig,
     FGLAConfig,

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.monitor import LOG_FILE, SAMPLES, TENSORBOARD
 from timelapse_d.fgla.train import TrainOptions, train

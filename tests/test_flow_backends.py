@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import SHARED_MEDIA
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.flow.backends import BACKENDS, make_flow_backend
 from timelapse_d.flow.dis import DISBackend
 from timelapse_d.flow.flo import end_point_error, known_pixels, read_flo, write_flo

@@ -14,7 +14,7 @@ from conftest import SHARED_MEDIA
 from torch import nn
 
 from timelapse_d.checkpoints import CheckpointError
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.segment.groups import (
     GROUP_NAMES,
     class_map_to_groups,

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.fields import (
     FIELDS,

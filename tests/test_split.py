@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from timelapse_d.annotation.split import TEST, TRAIN, UNCATEGORIZED, split
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 CATEGORIES = ["cloud", "star", "water", "waterfall", "hayfield", "traffic", "smoke", "tree",
               "sun", "moon", "aurora", "fire", "fog"]  # fmt: skip

@@ -13,7 +13,7 @@ from test_acquire_flickr import CREDENTIALS, catalogue, flickr_config, stand_in
 
 from timelapse_d.acquire.flickr import search_flickr
 from timelapse_d.acquire.urls import read_url_list
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import DataError
 
 BAD_IDS = ["../../evil", "/tmp/evil", "a/b", "..", "a.b", "-rf", ""]
 
@@ -47,7 +47,7 @@ def test_rehydrate_refuses_a_manifest_id_that_is_not_plain(
 def test_a_parquet_url_list_with_a_path_for_video_id_is_refused(tmp_path: Path, bad: str) -> None:
     urls = tmp_path / "urls.parquet"
     pq.write_table(pa.table({"url": ["http://127.0.0.1:9/a.mp4"], "video_id": [bad]}), urls)
-    with pytest.raises(ConfigError, match="is not a plain id"):
+    with pytest.raises(DataError, match="is not a plain id"):
         read_url_list(urls)
 
 

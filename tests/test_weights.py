@@ -18,7 +18,7 @@ import torch
 from metric_weights import metric_networks, write_metric_files
 
 from timelapse_d import weights
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.flow import flownet2
 from timelapse_d.metrics import i3d, inception, lpips
 from timelapse_d.segment import hrnet

@@ -22,7 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from timelapse_d.config import ConfigError, FilterConfig, saved_build_config
+from timelapse_d.config import FilterConfig, saved_build_config
+from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, read_rows, write_table
 from timelapse_d.records import BOOL, CLIP_KEPT, FLOAT, INT, STRING, STRINGS, Clip, Label
 from timelapse_d.runs import write_atomic

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import DataError
 
 # Numpy scalars some training scripts store beside the weights (e.g. a best validation error).
 _SAFE_NUMPY_GLOBALS = [
@@ -26,7 +26,7 @@ _SAFE_NUMPY_GLOBALS = [
 ]
 
 
-class CheckpointError(ConfigError):
+class CheckpointError(DataError):
     """A weight file that is missing, unreadable or does not match its network."""
 
 

@@ -20,11 +20,7 @@ from typing import Any
 import yaml
 
 from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, YoutubeConfig
-
-
-class ConfigError(ValueError):
-    """A configuration or environment problem, reported at start with how to fix it."""
-
+from timelapse_d.errors import ConfigError
 
 MAX_RECIPE_BYTES = 64 * 1024
 

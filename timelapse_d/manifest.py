@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.records import Clip, Video
 from timelapse_d.runs import write_atomic
 
@@ -147,7 +147,7 @@ def read_table(path: Path, **options: Any) -> pa.Table:
         raise ConfigError(f"{path} not found") from None
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{path} is not a readable Parquet file ({reason})") from None
+        raise DataError(f"{path} is not a readable Parquet file ({reason})") from None
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -35,8 +35,8 @@ import pyarrow as pa
 
 from timelapse_d.acquire.download import DownloadReport, download_all
 from timelapse_d.acquire.provenance import Candidate, Provenance, ProvenanceRecord
-from timelapse_d.acquire.retry import AcquireError
-from timelapse_d.config import BuildConfig, ConfigError, fingerprint
+from timelapse_d.config import BuildConfig, fingerprint
+from timelapse_d.errors import AcquireError, ConfigError, DataError
 from timelapse_d.executors import Executor, make_executor
 from timelapse_d.manifest import CLIP_COLUMNS, CLIP_SCHEMA, VIDEO_SCHEMA, read_table, write_table
 from timelapse_d.publish.takedown import without_taken_down_clips
@@ -66,19 +66,20 @@ class Published:
 
 def read_published(path: Path) -> Published:
     """Read MANIFEST; clip rows keep the clip columns and numeric scores, provenance columns
-    go to the candidates. Raises ConfigError for a missing file or column."""
+    go to the candidates. Raises ConfigError for a missing file, DataError for a
+    missing column or a bad id."""
     if not path.is_file():
         raise ConfigError(f"manifest not found: {path}")
     table = read_table(path)
     missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
     if missing:
-        raise ConfigError(f"{path} lacks the column(s) {', '.join(missing)}")
+        raise DataError(f"{path} lacks the column(s) {', '.join(missing)}")
     clip_columns = [f.name for f in table.schema if _is_clip_column(f)]
     rows = table.to_pylist()
     for number, row in enumerate(rows, 1):
         for name in ("clip_id", "video_id"):
             if not is_plain_id(row[name]):
-                raise ConfigError(
+                raise DataError(
                     f"{path}: row {number} has {name} {row[name]!r}, not a plain id "
                     "(letters, digits, - and _)"
                 )

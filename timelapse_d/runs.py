@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import yaml
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, HostError
 
 LOG = logging.getLogger("timelapse_d")
 # Suffix of the tool's own temporary files: taking the lock removes these, and no others.
@@ -48,10 +48,6 @@ HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, err
 
 class RunLocked(ConfigError):
     """Another process holds this output directory."""
-
-
-class HostError(Exception):
-    """The machine failed (disk full, I/O error, a killed helper): stop, record nothing."""
 
 
 def host_error_text(text: str | None) -> bool:

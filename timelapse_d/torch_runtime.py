@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

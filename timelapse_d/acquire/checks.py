@@ -12,7 +12,7 @@ from timelapse_d.acquire.settings import (
     RetryConfig,
     YoutubeConfig,
 )
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 
 def check_flickr(config: FlickrConfig) -> None:

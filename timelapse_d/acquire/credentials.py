@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 CREDENTIALS_FILE = Path("~/.config/timelapse-d/credentials.yaml")
 KEY_ENV, SECRET_ENV = "FLICKR_API_KEY", "FLICKR_API_SECRET"

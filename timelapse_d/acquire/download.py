@@ -57,15 +57,9 @@ from timelapse_d.acquire.provenance import (
     provenance_fields,
 )
 from timelapse_d.acquire.ratelimit import RateLimiter
-from timelapse_d.acquire.retry import (
-    ERROR_CLASSES,
-    AcquireError,
-    call_with_retry,
-    parse_retry_after,
-    status_class,
-)
+from timelapse_d.acquire.retry import call_with_retry, parse_retry_after, status_class
 from timelapse_d.acquire.settings import DownloadConfig
-from timelapse_d.errors import ProbeError
+from timelapse_d.errors import ERROR_CLASSES, AcquireError, ProbeError
 from timelapse_d.executors import LocalExecutor, Task, TaskFailure
 from timelapse_d.media.probe import VideoProbe, index_past_end, open_video, probe_video
 from timelapse_d.records import VIDEO_STATUS_OK

@@ -35,10 +35,11 @@ from timelapse_d.acquire.credentials import FlickrCredentials, flickr_credential
 from timelapse_d.acquire.licenses import License, accepted, parse_licenses
 from timelapse_d.acquire.provenance import Candidate, MediaFormat, Provenance
 from timelapse_d.acquire.ratelimit import RateLimiter
-from timelapse_d.acquire.retry import AcquireError, call_with_retry, parse_retry_after
+from timelapse_d.acquire.retry import call_with_retry, parse_retry_after
 from timelapse_d.acquire.retry import status_class as http_status_class
 from timelapse_d.acquire.settings import FlickrConfig
-from timelapse_d.config import ConfigError, fingerprint
+from timelapse_d.config import fingerprint
+from timelapse_d.errors import AcquireError, ConfigError
 from timelapse_d.records import is_plain_id, video_id_for
 from timelapse_d.runs import read_json, write_json
 

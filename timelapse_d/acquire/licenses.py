@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 _CC_URL = re.compile(r"creativecommons\.org/licenses/([a-z-]+)/")
 _CC_NAME = re.compile(r"\bcc[ -]((?:by|nc|sa|nd)(?:-(?:by|nc|sa|nd))*)\b")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timelapse_d.acquire.retry import AcquireError
+from timelapse_d.errors import AcquireError
 from timelapse_d.records import VIDEO_STATUS_FAILED, VIDEO_STATUS_OK, SourceVideo
 from timelapse_d.runs import read_json
 

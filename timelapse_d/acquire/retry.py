@@ -13,56 +13,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from timelapse_d.acquire.settings import RetryConfig
+from timelapse_d.errors import AcquireError
 
 LOG = logging.getLogger("timelapse_d")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ErrorClass:
-    name: str
-    permanent: bool  # a later run would fail the same way
-    backoff: bool  # worth retrying within this run after a pause
-
-
-ERROR_CLASSES = {
-    c.name: c
-    for c in (
-        ErrorClass("removed", permanent=True, backoff=False),
-        ErrorClass("private", permanent=True, backoff=False),
-        ErrorClass("geo_blocked", permanent=True, backoff=False),
-        ErrorClass("unsupported", permanent=True, backoff=False),
-        ErrorClass("corrupt", permanent=True, backoff=False),
-        ErrorClass("bot_check", permanent=False, backoff=False),
-        ErrorClass("rate_limited", permanent=False, backoff=True),
-        ErrorClass("network", permanent=False, backoff=True),
-    )
-}
-
-
-class AcquireError(Exception):
-    """An expected failure of one item, with its class and, for 429/503, the server's wait."""
-
-    def __init__(self, error_class: str, message: str, retry_after_s: float | None = None):
-        if error_class not in ERROR_CLASSES:
-            raise ValueError(f"unknown error class {error_class!r}")
-        super().__init__(message)
-        self.error_class = error_class
-        self.message = message
-        self.retry_after_s = retry_after_s
-        self.attempts = 1
-
-    @property
-    def kind(self) -> ErrorClass:
-        return ERROR_CLASSES[self.error_class]
-
-    def __reduce__(self):
-        return type(self), (self.error_class, self.message, self.retry_after_s)
 
 
 def status_class(status: int) -> str:

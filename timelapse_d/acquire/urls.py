@@ -21,7 +21,7 @@ from timelapse_d.acquire.download import classify_error, private_cookies, ytdlp_
 from timelapse_d.acquire.provenance import Candidate, Provenance
 from timelapse_d.acquire.retry import call_with_retry
 from timelapse_d.acquire.settings import DownloadConfig, YoutubeConfig
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.manifest import read_table
 from timelapse_d.records import is_plain_id, video_id_for
 
@@ -39,13 +39,13 @@ def read_url_list(path: Path, source: str = "urls") -> list[Candidate]:
     if path.suffix.lower() == ".parquet":
         table = read_table(path)
         if "url" not in table.column_names:
-            raise ConfigError(f"{path} has no 'url' column (columns: {table.column_names})")
+            raise DataError(f"{path} has no 'url' column (columns: {table.column_names})")
         rows = table.to_pylist()
     else:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
-            raise ConfigError(
+            raise DataError(
                 f"{path} is not UTF-8 text (byte {exc.start}): save the URL list as UTF-8"
             ) from None
         rows = [{"url": s} for s in (line.strip() for line in lines) if s and s[0] != "#"]
@@ -53,7 +53,7 @@ def read_url_list(path: Path, source: str = "urls") -> list[Candidate]:
     for number, row in enumerate(rows, 1):
         url = str(row.get("url") or "").strip()
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{path}: entry {number} is not an http(s) URL: {url!r}")
+            raise DataError(f"{path}: entry {number} is not an http(s) URL: {url!r}")
         candidate = _candidate(url, source, row)
         candidates.setdefault(candidate.video_id, candidate)
     return list(candidates.values())
@@ -123,7 +123,7 @@ def _candidate(url: str, source: str, fields: dict[str, Any]) -> Candidate:
     carried.setdefault("source", source)
     carried.setdefault("video_id", video_id_for(carried["source"], url))
     if not is_plain_id(carried["video_id"]):
-        raise ConfigError(
+        raise DataError(
             f"video id {carried['video_id']!r} for {url} is not a plain id "
             "(letters, digits, - and _)"
         )

@@ -39,7 +39,8 @@ from timelapse_d.annotation.taxonomy import (
     parse_annotation,
 )
 from timelapse_d.assemble import MANIFEST, assemble, write_labels
-from timelapse_d.config import ConfigError, saved_build_config
+from timelapse_d.config import saved_build_config
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.manifest import read_rows
 from timelapse_d.records import Label
 from timelapse_d.runs import atomic_path
@@ -114,7 +115,7 @@ def read_annotations(out: Path, taxonomy: Taxonomy) -> list[Annotation]:
             try:
                 answers.append(parse_annotation(row, taxonomy))
             except ConfigError as exc:
-                raise ConfigError(f"{path}, row {number}: {exc}") from None
+                raise DataError(f"{path}, row {number}: {exc}") from None
     return answers
 
 

@@ -50,7 +50,8 @@ from timelapse_d.annotation.taxonomy import (
     load_taxonomy,
     read_gold,
 )
-from timelapse_d.config import ConfigError, EncodeConfig, FilterConfig, saved_build_config
+from timelapse_d.config import EncodeConfig, FilterConfig, saved_build_config
+from timelapse_d.errors import ConfigError
 from timelapse_d.executors import LocalExecutor, Task, TaskFailure
 from timelapse_d.manifest import REJECT_REASONS, read_rows, write_table
 from timelapse_d.records import CLIP_KEPT, Clip

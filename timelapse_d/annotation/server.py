@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.runs import read_json, write_json
 
 LABEL_STUDIO_VERSION = "1.23.2"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 TRAIN, TEST = "train", "test"
 UNCATEGORIZED = "uncategorized"

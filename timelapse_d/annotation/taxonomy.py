@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from timelapse_d.config import ConfigError, read_yaml
+from timelapse_d.config import read_yaml
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.records import KEEP, REJECT
 
 # annotation/ ships in the wheel under this name (like pipelines/ as timelapse_d.recipes).
@@ -204,7 +205,7 @@ def read_gold(path: Path, taxonomy: Taxonomy) -> dict[str, GoldTask]:
     for number, row in enumerate(rows, start=1):
         missing = {"clip_id", "decision"} - {key for key, value in row.items() if value}
         if missing:
-            raise ConfigError(f"gold file {path}, row {number}: missing {sorted(missing)}")
+            raise DataError(f"gold file {path}, row {number}: missing {sorted(missing)}")
         task = GoldTask(
             clip_id=row["clip_id"],
             decision=row["decision"],
@@ -214,9 +215,9 @@ def read_gold(path: Path, taxonomy: Taxonomy) -> dict[str, GoldTask]:
         try:
             taxonomy.check(task.decision, task.reasons, task.categories)
         except ConfigError as exc:
-            raise ConfigError(f"gold file {path}, row {number}: {exc}") from exc
+            raise DataError(f"gold file {path}, row {number}: {exc}") from exc
         if task.clip_id in gold:
-            raise ConfigError(f"gold file {path}: clip {task.clip_id} appears twice")
+            raise DataError(f"gold file {path}: clip {task.clip_id} appears twice")
         gold[task.clip_id] = task
     return gold
 

@@ -12,7 +12,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.manifest import read_rows
 
 KEEP, REJECT = "keep", "reject"
@@ -31,7 +31,7 @@ class Label:
 def _label(clip_id: str, decision: str | None, reasons: list[str], where: str) -> Label:
     key = (decision or "").strip().lower()
     if key not in _DECISIONS:
-        raise ConfigError(
+        raise DataError(
             f"{where}: clip {clip_id!r} has decision {decision!r}; use keep or reject"
         )
     names = {_ALIASES.get(r.strip(), r.strip()) for r in reasons if r and r.strip()}
@@ -49,7 +49,7 @@ def read_labels(path: Path) -> dict[str, Label]:
         reader = csv.DictReader(handle)
         missing = {"clip_id", "decision"} - set(reader.fieldnames or [])
         if missing:
-            raise ConfigError(f"{path}: needs the columns clip_id,decision,reasons")
+            raise DataError(f"{path}: needs the columns clip_id,decision,reasons")
         for row in reader:
             clip_id = (row["clip_id"] or "").strip()
             reasons = (row.get("reasons") or "").split(";")

@@ -16,7 +16,8 @@ import yaml
 
 from timelapse_d.calibration.fit import RULES, Counts, Dataset, counts, cross_validate, fit
 from timelapse_d.calibration.labels import KEEP, REJECT, Label, manifest_labels, read_labels
-from timelapse_d.config import ConfigError, FilterConfig, saved_build_config
+from timelapse_d.config import FilterConfig, saved_build_config
+from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import read_rows
 from timelapse_d.runs import write_atomic
 from timelapse_d.stages.filter import reject_reasons

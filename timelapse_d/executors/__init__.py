@@ -11,7 +11,7 @@ stops the run.
 
 from __future__ import annotations
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.executors.base import Executor, Resources, Task, TaskFailure, run_task
 from timelapse_d.executors.local import LocalExecutor
 

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from timelapse_d.config import ConfigError
-from timelapse_d.runs import HostError, is_host_failure
+from timelapse_d.errors import ConfigError, HostError
+from timelapse_d.runs import is_host_failure
 
 
 @dataclass(frozen=True)

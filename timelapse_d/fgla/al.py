@@ -24,7 +24,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.config import ALConfig, ModelConfig
 from timelapse_d.fgla.model import FLOW_CHANNELS, MotionGenerator
 

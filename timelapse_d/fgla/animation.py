@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.warp import compose_flows, resize_flow, warp
 from timelapse_d.runs import atomic_path
 

@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from timelapse_d.config import ConfigError, read_yaml
+from timelapse_d.config import read_yaml
+from timelapse_d.errors import ConfigError
 from timelapse_d.flow.backends import BACKENDS
 
 CONFIG_FILE = "fgla.yaml"  # in models/, shipped as timelapse_d.model_configs

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from tqdm import tqdm
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.fgla.animation import (
     VIDEO_FORMATS,
     crossfade_loop,
@@ -175,7 +175,7 @@ def read_photo(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         with Image.open(path) as picture:
             rgb = np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
     except (OSError, UnidentifiedImageError) as exc:
-        raise ConfigError(f"{path}: not a readable image ({exc})") from exc
+        raise DataError(f"{path}: not a readable image ({exc})") from exc
     if size is None or size == (rgb.shape[1], rgb.shape[0]):
         return rgb
     shrink = size[0] * size[1] < rgb.shape[0] * rgb.shape[1]

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.animation import uint8_frames
 from timelapse_d.fgla.config import FGLAConfig
 from timelapse_d.fgla.data import clip_shards

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.fgla.config import FGLAConfig
 from timelapse_d.fgla.inference import Reference
 from timelapse_d.fgla.regions import GroupFn
@@ -38,9 +38,9 @@ def reference_from_video(
     try:
         _, frames = sample_clip(path.read_bytes(), sampling)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"reference {path}: not a readable video ({exc})") from exc
+        raise DataError(f"reference {path}: not a readable video ({exc})") from exc
     except Exception as exc:  # PyAV raises its own error types for damaged files
-        raise ConfigError(f"reference {path}: cannot be decoded ({exc})") from exc
+        raise DataError(f"reference {path}: cannot be decoded ({exc})") from exc
     if len(frames) < 2:
         raise ConfigError(
             f"reference {path}: needs at least {sampling.stride + 1} frames to give one pair "

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.segment.groups import GROUP_NAMES
 
 # uint8 RGB frames (N, H, W, 3) -> group ids (N, H, W) uint8
@@ -37,9 +37,9 @@ def read_group_mask(path: Path) -> np.ndarray:
                 )
             ids = np.asarray(picture)
     except (OSError, UnidentifiedImageError) as exc:
-        raise ConfigError(f"{path}: not a readable mask image ({exc})") from exc
+        raise DataError(f"{path}: not a readable mask image ({exc})") from exc
     if ids.max(initial=0) >= len(GROUP_NAMES):
-        raise ConfigError(
+        raise DataError(
             f"{path}: mask value {int(ids.max())} is not a group id "
             f"(0..{len(GROUP_NAMES) - 1}: {', '.join(GROUP_NAMES)})"
         )

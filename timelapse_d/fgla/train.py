@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from timelapse_d.checkpoints import CheckpointError
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.codebook import build_codebook, clip_codes, field_codes
 from timelapse_d.fgla.config import FGLAConfig, config_to_dict, fgla_config_from_dict
 from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from timelapse_d.checkpoints import CheckpointError, load_strict
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.codebook import codebook_latents
 from timelapse_d.fgla.config import FGLAConfig, fgla_config_from_dict

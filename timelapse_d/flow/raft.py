@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from timelapse_d.checkpoints import load_strict, read_state_dict
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.flow.backends import check_frames
 from timelapse_d.torch_runtime import autocast
 

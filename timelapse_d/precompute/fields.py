@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import DataError
 from timelapse_d.runs import atomic_path
 from timelapse_d.tars import write_samples
 
@@ -49,8 +49,8 @@ FRAMES_MEMBER = "frames.npz"  # the member holding a clip's sampled frames
 DIGESTS = "sha256"  # member holding the digests of a field sample's other members
 
 
-class FieldMismatch(ConfigError):
-    """A field shard does not line up with its clip shard, or cannot be read (a ConfigError:
+class FieldMismatch(DataError):
+    """A field shard does not line up with its clip shard, or cannot be read (a DataError:
     the command that rebuilds it fixes it)."""
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from timelapse_d.config import ConfigError, fingerprint
+from timelapse_d.config import fingerprint
+from timelapse_d.errors import ConfigError
 from timelapse_d.executors import Executor, LocalExecutor, Resources
 from timelapse_d.media.decode import prefetched
 from timelapse_d.precompute.batching import AdaptiveBatch

@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.segment.groups import GROUP_NAMES
 from timelapse_d.synth import Truth, load_truth
 from timelapse_d.synth.landscape import REGION_NAMES

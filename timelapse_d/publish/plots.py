@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 
 try:
     from matplotlib.figure import Figure

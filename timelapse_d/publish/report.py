@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from timelapse_d import __version__
-from timelapse_d.config import ConfigError, FilterConfig
+from timelapse_d.config import FilterConfig
+from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import read_rows
 from timelapse_d.publish import plots
 from timelapse_d.publish.scores import Threshold, saved_config, thresholds_in

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
 from timelapse_d.assemble import CLIPS_TABLE, MANIFEST
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
 from timelapse_d.precompute.fields import (
     CLIPS,
@@ -101,7 +101,7 @@ def parse_list(path: Path) -> list[Request]:
         if kind.startswith(("http://", "https://")) and not value:
             kind, value = "url", kind
         if kind not in KINDS or not value.strip():
-            raise ConfigError(
+            raise DataError(
                 f"{path}:{number}: expected `video ID`, `owner NAME` or `url URL`, got {line!r}"
             )
         requests.append(Request(kind, value.strip()))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from timelapse_d.config import ConfigError, read_yaml
+from timelapse_d.config import read_yaml
+from timelapse_d.errors import ConfigError
 
 NUM_CLASSES = 150  # ADE20K scene-parsing classes
 GROUP_NAMES = ("sky", "tree", "grass", "water", "waterfall", "others")  # index = group id

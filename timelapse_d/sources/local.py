@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.records import SourceVideo, video_id_for
 
 VIDEO_SUFFIXES = frozenset(

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timelapse_d.config import BuildConfig, ConfigError
+from timelapse_d.config import BuildConfig
+from timelapse_d.errors import ConfigError
 from timelapse_d.records import VIDEO_STATUS_FAILED, SourceVideo
 from timelapse_d.runs import RunDir, write_atomic
 from timelapse_d.sources import REMOTE_SOURCES

@@ -6,7 +6,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from timelapse_d.config import ConfigError, SyntheticConfig, fingerprint
+from timelapse_d.config import SyntheticConfig, fingerprint
+from timelapse_d.errors import ConfigError
 from timelapse_d.records import SourceVideo
 from timelapse_d.runs import RunDir
 from timelapse_d.sources.local import find_videos

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timelapse_d.config import BuildConfig, ConfigError
+from timelapse_d.config import BuildConfig
+from timelapse_d.errors import ConfigError
 from timelapse_d.runs import RunDir
 from timelapse_d.sources import REMOTE_SOURCES, SOURCES
 from timelapse_d.sources.local import find_videos

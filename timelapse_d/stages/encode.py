@@ -24,18 +24,15 @@ from typing import Any
 import av
 import numpy as np
 
-from timelapse_d.config import ConfigError, EncodeConfig, fingerprint
+from timelapse_d.config import EncodeConfig, fingerprint
+from timelapse_d.errors import ConfigError, EncodeError, HostError
 from timelapse_d.executors import Executor, Resources
 from timelapse_d.executors.local import die_with_parent
 from timelapse_d.records import Clip
-from timelapse_d.runs import HostError, RunDir, atomic_path, host_error_text
+from timelapse_d.runs import RunDir, atomic_path, host_error_text
 from timelapse_d.stages.base import Outcome, run_stage
 
 STAGE = "encode"
-
-
-class EncodeError(Exception):
-    """ffmpeg could not produce a clip that matches its manifest row."""
 
 
 def require_ffmpeg() -> str:

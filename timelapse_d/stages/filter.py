@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from timelapse_d.config import ConfigError, FilterConfig
+from timelapse_d.config import FilterConfig
+from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import REJECT_REASONS
 from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, KEYFRAME_HASH_COLUMNS, REJECT, Clip, Label
 

@@ -1,0 +1,111 @@
+"""Model inputs: `tld precompute` (field shards) and `tld weights` (checkpoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from timelapse_d.cli.options import BUILD_FOLDER, WEIGHTS_DIR
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.command()
+@click.argument("field", type=click.Choice(["frames", "flow", "masks"]))
+@BUILD_FOLDER
+@click.option(
+    "--backend",
+    help="frames: decode; flow: dis (CPU default, no weights), flownet2, raft, truth "
+    "(synthetic builds); masks: hrnet (default), truth.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path, exists=True),
+    help="Checkpoint file (flow) or folder with both HRNetV2 files (masks); "
+    "default: installed by `tld weights`.",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--batch", type=int, default=16, show_default=True, help="Pairs or frames per call.")
+@click.option(
+    "--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True
+)
+@click.option("--stride", type=int, default=4, show_default=True, help="Sample every Nth frame.")
+@click.option("--size", type=int, default=256, show_default=True, help="Square frame size.")
+@click.option("--classes", is_flag=True, help="masks: also store the 150 ADE20K class map.")
+def precompute(
+    field: str,
+    out: Path,
+    backend: str | None,
+    weights: Path | None,
+    device: str,
+    batch: int,
+    precision: str,
+    stride: int,
+    size: int,
+    classes: bool,
+) -> None:
+    """Write frames, flow or mask shards aligned with the clip shards of OUT/shards.
+
+    Resumable: finished shards are skipped; a shard is written, checked, then renamed.
+    """
+    from timelapse_d.precompute.sampling import Sampling
+    from timelapse_d.precompute.stage import PrecomputeOptions
+    from timelapse_d.precompute.stage import precompute as run_precompute
+
+    options = PrecomputeOptions(
+        field="mask" if field == "masks" else field,
+        backend=backend,
+        sampling=Sampling(stride=stride, size=size),
+        device=device,
+        batch=batch,
+        precision=precision,
+        weights=str(weights) if weights else None,
+        classes=classes,
+    )
+    for line in run_precompute(out, options).lines():
+        click.echo(line)
+
+
+@click.group()
+def weights() -> None:
+    """Model weights: what the toolkit can use, and installing them (checked strictly)."""
+
+
+@weights.command("list")
+@WEIGHTS_DIR
+def weights_list(weights_dir: Path | None) -> None:
+    """Every known checkpoint, whether it is installed, its checksum, licence and source."""
+    from timelapse_d.weights import list_weights, resolve_weights_dir
+
+    click.echo(f"weights directory: {resolve_weights_dir(weights_dir)}")
+    for row in list_weights(weights_dir):
+        state = "installed" if row.installed else "missing"
+        size = f"{row.size / 1e6:.0f} MB" if row.size else "size unknown"
+        click.echo(f"{row.name:16} {state:9} {row.file} ({size})")
+        click.echo(f"{'':16} sha256 {row.sha256}; licence: {row.licence}")
+        click.echo(f"{'':16} {row.url}")
+
+
+@weights.command("fetch")
+@click.argument("name")
+@click.option("--url", help="Download from this mirror instead of the registry's address.")
+@WEIGHTS_DIR
+def weights_fetch(name: str, url: str | None, weights_dir: Path | None) -> None:
+    """Download NAME, check its checksum (when known), keys and shapes, then install it."""
+    from timelapse_d.weights import fetch
+
+    click.echo(f"installed {fetch(name, weights_dir, url=url)}")
+
+
+@weights.command("import")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@WEIGHTS_DIR
+def weights_import(name: str, path: Path, weights_dir: Path | None) -> None:
+    """Check a local checkpoint file for NAME (keys, shapes, checksum) and install a copy."""
+    from timelapse_d.weights import import_weights
+
+    click.echo(f"installed {import_weights(name, path, weights_dir)}")
