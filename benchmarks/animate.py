@@ -3,18 +3,20 @@
 1. Speed: seconds per output frame of `animate_photo` (the whole command: flow generation,
    composing and warping at the output size, encoding H.264) at 256x256 and 1920x1080,
    recurrent (a generator pass per frame, the default) and single-flow (--single-flow), with
-   the paper-size model (models/fgla.yaml, random weights: the speed does not depend on them),
-   and the one-off flow generation; on the device given (--device cuda when one is lent).
-2. Contact sheets: a small model trained on the synthetic control corpus (models/fgla_small.yaml,
-   600 steps on the CPU, or --checkpoint) animates the real stills of ../shared/media (the
-   coast photo, 640x360, and a 1280x720 still of 3d_cinemagraphy) at their own resolution,
-   the sky from a reference drifting right and the water from one drifting left. Frames 0, 10,
-   20 and 31 and the amplified difference of frames 31 and 0 are saved as PNG sheets in
-   benchmarks/out/ (not committed: the stills' licences do not allow it). The stills' masks
-   are rough hand rules (described in make_masks), standing in for the segmenter. The same
-   stills are animated by the Animating Landscape baseline (models/al_small.yaml, trained the
-   same way, or --al-checkpoint) following one reference whose sky drifts right and whose
-   water drifts left (AL has one global code: no per-region references): *-al-sheet.png.
+   the paper-size model (timelapse_d/model_configs/fgla.yaml, random weights: the speed does
+   not depend on them), and the one-off flow generation; on the device given (--device cuda
+   when one is lent).
+2. Contact sheets: a small model trained on the synthetic control corpus
+   (timelapse_d/model_configs/fgla_small.yaml, 600 steps on the CPU, or --checkpoint) animates
+   the real stills of ../shared/media (the coast photo, 640x360, and a 1280x720 still of
+   3d_cinemagraphy) at their own resolution, the sky from a reference drifting right and the
+   water from one drifting left. Frames 0, 10, 20 and 31 and the amplified difference of
+   frames 31 and 0 are saved as PNG sheets in benchmarks/out/ (not committed: the stills'
+   licences do not allow it). The stills' masks are rough hand rules (described in
+   make_masks), standing in for the segmenter. The same stills are animated by the Animating
+   Landscape baseline (timelapse_d/model_configs/al_small.yaml, trained the same way, or
+   --al-checkpoint) following one reference whose sky drifts right and whose water drifts
+   left (AL has one global code: no per-region references): *-al-sheet.png.
 Prints a table and saves benchmarks/results/animate-<device>.json.
 Usage: python benchmarks/animate.py [--device cpu] [--checkpoint CKPT] [--al-checkpoint CKPT]
        [--frames 32] [--speed-only]
@@ -61,7 +63,7 @@ def trained_checkpoint(folder: Path, config_name: str) -> Path:
     """A small model trained on the control corpus (about two minutes on two cores)."""
     if not (folder / "build").is_dir():
         write_control_build(folder / "build", 0, 256, size=64)
-    config = load_fgla_config(ROOT / "models" / config_name)
+    config = load_fgla_config(ROOT / "timelapse_d" / "model_configs" / config_name)
     run = folder / Path(config_name).stem
     train(config, TrainOptions(folder / "build", run, steps=600))
     return run / CHECKPOINT

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from timelapse_d.config import resolve_config
-from timelapse_d.evaluate import clip_for_segment, cuts_of, score_cuts
+from timelapse_d.cut_scoring import clip_for_segment, cuts_of, score_cuts
 from timelapse_d.pipeline import build
 from timelapse_d.synth import load_truth
 

@@ -1,7 +1,7 @@
 """FGLA's flip, ablated on the control corpus: the paper's flip (the encoder reads the flow and
 masks mirrored, flow values unchanged), whole-sample mirroring (images, masks and flow mirrored,
 the flow's x negated, for half the samples) and no flip, each trained the same number of steps
-with the same seed on the same corpus (models/fgla_small.yaml).
+with the same seed on the same corpus (timelapse_d/model_configs/fgla_small.yaml).
 
 Each model is scored as benchmarks/region_direction.py scores FGLA: per-region direction
 accuracy on held-out references whose sky and water move differently (and the same way), and

@@ -1,8 +1,8 @@
 """FGLA against its Animating Landscape baseline on fine-grained control.
 
-Both small models (models/fgla_small.yaml, models/al_small.yaml: same image, flow and generator
-sizes) are trained with the real `train` on the same synthetic control corpus (sky and water
-drifting in independent random directions over still ground), same seed and steps. On held-out
+Both small models (timelapse_d/model_configs/fgla_small.yaml and al_small.yaml: same image, flow and
+generator sizes) are trained with the real `train` on the same synthetic control corpus (sky and
+water drifting in independent random directions over still ground), same seed and steps. On held-out
 images each model follows a held-out reference video whose sky drifts along d and whose water
 drifts along e, given the way `tld animate --reference VIDEO` gives it (one video for the whole
 photo). Per region, the direction of the mean generated motion is compared with the
@@ -33,8 +33,8 @@ import torch
 
 from timelapse_d.fgla.config import load_fgla_config
 from timelapse_d.fgla.direction import Vector, direction_cosine, region_motion
+from timelapse_d.fgla.evaluation import EvalOptions, evaluate
 from timelapse_d.fgla.inference import Reference, generate_flow, region_latents
-from timelapse_d.fgla.protocol import EvalOptions, evaluate
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
 from timelapse_d.fgla.trained import TrainedModel, code_latents, load_trained
 from timelapse_d.fgla.warp import pixel_to_grid
@@ -56,10 +56,10 @@ LatentsFn = Callable[[TrainedModel, Reference], list[torch.Tensor]]
 def train_model(
     name: str, build: Path, out: Path, steps: int, config_file: str, overrides: dict | None = None
 ) -> tuple[Path, float]:
-    """Train one model (``config_file`` in models/ with ``overrides``) in one thread; its
-    checkpoint and the seconds it took."""
+    """Train one model (``config_file`` in timelapse_d/model_configs/ with ``overrides``) in one
+    thread; its checkpoint and the seconds it took."""
     started = time.monotonic()
-    config = load_fgla_config(ROOT / "models" / config_file, overrides)
+    config = load_fgla_config(ROOT / "timelapse_d" / "model_configs" / config_file, overrides)
     train(config, TrainOptions(build, out / name, steps=steps, seed=SEED))
     return out / name / CHECKPOINT, time.monotonic() - started
 

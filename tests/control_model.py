@@ -14,8 +14,8 @@ from timelapse_d.synth.control import write_control_build
 
 REPO = Path(__file__).resolve().parents[1]
 
-SIZE = 64  # the image size of models/fgla_small.yaml
-SMALL_CONFIG = REPO / "models" / "fgla_small.yaml"
+SIZE = 64  # the image size of timelapse_d/model_configs/fgla_small.yaml
+SMALL_CONFIG = REPO / "timelapse_d" / "model_configs" / "fgla_small.yaml"
 SEED = 0
 CLIPS = 256  # training clips: random streams (SEED, 0) .. (SEED, CLIPS - 1)
 STEPS = 600

@@ -237,7 +237,7 @@ def test_codebook_latents_repeat_the_entry() -> None:
 
 
 def test_al_yaml_builds_the_baseline_with_its_paper_values() -> None:
-    config = load_fgla_config(REPO / "models" / "al.yaml")
+    config = load_fgla_config(REPO / "timelapse_d" / "model_configs" / "al.yaml")
     assert config.model.kind == "al" and config.model.code_dim == 8
     assert config.model.al.encoder_channels == (64, 128, 192, 256)
     assert config.model.flow_scale == 64.0 and config.loss.frame_norm == "l2"
@@ -259,7 +259,7 @@ def test_al_yaml_builds_the_baseline_with_its_paper_values() -> None:
 )
 def test_al_config_values_are_checked(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_fgla_config(REPO / "models" / "al.yaml", overrides)
+        load_fgla_config(REPO / "timelapse_d" / "model_configs" / "al.yaml", overrides)
 
 
 def test_frame_norm_l2_squares_the_per_pixel_error() -> None:

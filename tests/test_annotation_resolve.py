@@ -36,7 +36,7 @@ from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.records import Clip
 from timelapse_d.stages.filter import HUMAN_REJECT, decide
 
-ANNOTATION_DIR = Path(__file__).resolve().parents[1] / "annotation"
+ANNOTATION_DIR = Path(__file__).resolve().parents[1] / "timelapse_d" / "annotation_config"
 CATEGORIES = ["cloud", "star", "water", "waterfall", "hayfield", "traffic", "smoke", "tree",
               "sun", "moon", "aurora", "fire", "fog"]  # fmt: skip
 
@@ -64,15 +64,15 @@ def test_taxonomy_has_the_thirteen_categories_and_the_reject_reasons(taxonomy) -
 
 
 def test_installed_taxonomy_is_the_checkout_file(taxonomy) -> None:
-    pytest.importorskip("timelapse_d.annotation_files", reason="annotation/ not packaged yet")
     assert load_taxonomy().categories == taxonomy.categories
 
 
 def test_label_config_is_generated_from_the_taxonomy(taxonomy) -> None:
     text = (ANNOTATION_DIR / "label_config.xml").read_text(encoding="utf-8")
     assert text == label_config_xml(taxonomy), (
-        "annotation/label_config.xml is stale: python -m timelapse_d.annotation.taxonomy "
-        "annotation/taxonomy.yaml > annotation/label_config.xml"
+        "label_config.xml is stale: python -m timelapse_d.annotation.taxonomy "
+        "timelapse_d/annotation_config/taxonomy.yaml > "
+        "timelapse_d/annotation_config/label_config.xml"
     )
     root = ET.fromstring(text)
     video = root.find(".//HyperText")  # the task's HTML player: a looping, muted <video>

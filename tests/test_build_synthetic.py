@@ -14,7 +14,7 @@ import pytest
 import webdataset as wds
 
 from timelapse_d.config import resolve_config
-from timelapse_d.evaluate import clip_for_segment, cuts_of, score_cuts
+from timelapse_d.cut_scoring import clip_for_segment, cuts_of, score_cuts
 from timelapse_d.manifest import CLIP_COLUMNS
 from timelapse_d.pipeline import build
 from timelapse_d.synth import load_truth

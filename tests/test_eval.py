@@ -16,8 +16,8 @@ from metric_weights import metric_networks, write_metric_files
 from timelapse_d.cli import cli
 from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.config import load_fgla_config
-from timelapse_d.fgla.protocol import FVD_NOTE, EvalOptions, evaluate
-from timelapse_d.fgla.protocol import test_clips as split_clips  # not a test
+from timelapse_d.fgla.evaluation import FVD_NOTE, EvalOptions, evaluate
+from timelapse_d.fgla.evaluation import test_clips as split_clips  # not a test
 from timelapse_d.fgla.train import CHECKPOINT, TrainOptions, train
 from timelapse_d.fgla.trained import load_trained, sample_codes
 from timelapse_d.metrics import i3d, inception

@@ -31,6 +31,7 @@ from timelapse_d.segment.hrnet import (
 )
 
 GROUPS = "ade20k_groups.yaml"
+MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "timelapse_d" / "model_configs"
 ENCODER_KEYS = SHARED_MEDIA.parent / "reference" / "hrnetv2_encoder_state_dict_keys.txt"
 
 
@@ -208,7 +209,7 @@ FGLA_GROUPS = {
 
 
 def test_shipped_mapping_is_the_fgla_proposal() -> None:
-    assert default_groups_path() == Path(__file__).resolve().parents[1] / "models" / GROUPS
+    assert default_groups_path() == MODEL_CONFIGS / GROUPS
     mapping = load_groups()
     assert mapping.classes[GROUP_NAMES.index("sky")] == {2}
     assert dict(zip(GROUP_NAMES[:5], mapping.classes, strict=False)) == FGLA_GROUPS
@@ -221,7 +222,7 @@ def test_class_map_to_groups_and_masks() -> None:
         [[[2, 4, 72, 9], [17, 29, 66, 21], [26, 60, 109, 128], [113, 0, 1, 149]]], np.uint8
     )
     expected = np.array([[[0, 1, 1, 2], [2, 2, 2, 3], [3, 3, 3, 3], [4, 5, 5, 5]]], np.uint8)
-    assert default_groups_path() == Path(__file__).resolve().parents[1] / "models" / GROUPS
+    assert default_groups_path() == MODEL_CONFIGS / GROUPS
     mapping = load_groups()
     groups = class_map_to_groups(class_map, mapping)
     assert groups.dtype == np.uint8

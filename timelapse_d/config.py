@@ -261,7 +261,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def builtin_recipe(name: str) -> Path | None:
-    """Path of a recipe shipped in the package (`pipelines/` in a checkout), if any."""
+    """Path of a recipe shipped in the package (`timelapse_d/recipes/` in a checkout), if any."""
     candidate = resources.files("timelapse_d.recipes") / f"{name}.yaml"
     return Path(str(candidate)) if candidate.is_file() else None
 

@@ -298,8 +298,8 @@ class Clip:
     )
     categories: list[str] | None = column(
         STRINGS,
-        "Scene categories (annotation/taxonomy.yaml) resolved from annotators; null until"
-        " annotated.",
+        "Scene categories (timelapse_d/annotation_config/taxonomy.yaml) resolved from "
+        "annotators; null until annotated.",
         outcome=True,
     )
     split: str | None = column(
@@ -316,8 +316,8 @@ class Clip:
     )
     human_reasons: list[str] | None = column(
         STRINGS,
-        "Reject reasons (annotation/taxonomy.yaml) the rejecting annotators gave; null "
-        "until annotated.",
+        "Reject reasons (timelapse_d/annotation_config/taxonomy.yaml) the rejecting annotators "
+        "gave; null until annotated.",
         outcome=True,
     )
     agreement: float | None = column(

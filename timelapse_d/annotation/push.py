@@ -10,7 +10,8 @@ What annotators see comes from the stored scores only, never from earlier answer
 automatic decision (`automatic`) as the pre-annotation and in `auto_status`/`auto_reasons`,
 and the scores near their thresholds as hints. Gold membership stays in
 ``OUT/annotations/gold.parquet``: a gold task looks like any other. The project's overlap and
-other settings persist until given again; its instructions are `annotation/guidelines.md`.
+other settings persist until given again; its instructions are
+`timelapse_d/annotation_config/guidelines.md`.
 
 Previews are small H.264 MP4s (at most `PREVIEW_HEIGHT` pixels high, cropped like the clip,
 `+faststart` so the browser plays them at once; Chromium, Firefox and Safari all play them)

@@ -1,9 +1,9 @@
 """The curation labels and the records that carry them.
 
-`annotation/taxonomy.yaml` is the one source of truth for the labels: decisions (keep,
-reject), reject reasons and scene categories. From it come the Label Studio labelling config
-(`annotation/label_config.xml` is the output of :func:`label_config_xml`; run this module to
-print it) and the checks on every annotation and gold task read back.
+`timelapse_d/annotation_config/taxonomy.yaml` is the one source of truth for the labels: decisions
+(keep, reject), reject reasons and scene categories. From it come the Label Studio labelling config
+(`timelapse_d/annotation_config/label_config.xml` is the output of :func:`label_config_xml`; run
+this module to print it) and the checks on every annotation and gold task read back.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from timelapse_d.config import read_yaml
 from timelapse_d.errors import ConfigError, DataError
 from timelapse_d.records import KEEP, REJECT
 
-# annotation/ ships in the wheel under this name (like pipelines/ as timelapse_d.recipes).
-FILES_PACKAGE = "timelapse_d.annotation_files"
+# The folder timelapse_d/annotation_config/ (installed with the package).
+FILES_PACKAGE = "timelapse_d.annotation_config"
 TAXONOMY_FILE = "taxonomy.yaml"
 GUIDELINES_FILE = "guidelines.md"
 # Names in the labelling config: the player (its object tag name, which results point to), the
@@ -106,7 +106,7 @@ class Annotation:
 
 @dataclass(frozen=True)
 class GoldTask:
-    """A clip with a known answer (see annotation/gold_format.md)."""
+    """A clip with a known answer (see timelapse_d/annotation_config/gold_format.md)."""
 
     clip_id: str
     decision: str
@@ -115,7 +115,7 @@ class GoldTask:
 
 
 def default_taxonomy_path() -> Path:
-    """`annotation/taxonomy.yaml` as installed with the package."""
+    """`timelapse_d/annotation_config/taxonomy.yaml` as installed with the package."""
     return Path(str(resources.files(FILES_PACKAGE) / TAXONOMY_FILE))
 
 
@@ -190,7 +190,8 @@ def answers_by_clip(annotations: Iterable[Annotation]) -> dict[str, list[Annotat
 
 
 def read_gold(path: Path, taxonomy: Taxonomy) -> dict[str, GoldTask]:
-    """Gold tasks by clip id from a CSV or Parquet file (format: annotation/gold_format.md)."""
+    """Gold tasks by clip id from a CSV or Parquet file (format:
+    timelapse_d/annotation_config/gold_format.md)."""
     if path.suffix == ".parquet":
         rows = pq.read_table(path).to_pylist()
     elif path.suffix == ".csv":
@@ -253,8 +254,9 @@ def label_config_xml(taxonomy: Taxonomy) -> str:
     _choices(right, CATEGORIES, "multiple", taxonomy.categories)
     ET.indent(view, space="  ")
     notice = (
-        f"<!-- Generated from annotation/{TAXONOMY_FILE} by `python -m "
-        f"timelapse_d.annotation.taxonomy annotation/{TAXONOMY_FILE}`; do not edit by hand. -->"
+        f"<!-- Generated from timelapse_d/annotation_config/{TAXONOMY_FILE} by `python -m "
+        f"timelapse_d.annotation.taxonomy timelapse_d/annotation_config/{TAXONOMY_FILE}`; "
+        "do not edit by hand. -->"
     )
     return f"{notice}\n{ET.tostring(view, encoding='unicode')}\n"
 
@@ -264,7 +266,8 @@ def _header(parent: ET.Element, text: str, size: str = "5") -> None:
 
 
 def guidelines_html(path: Path | None = None) -> str:
-    """`annotation/guidelines.md` as HTML: the Label Studio project's instructions."""
+    """`timelapse_d/annotation_config/guidelines.md` as HTML: the Label Studio project's
+    instructions."""
     from markdown_it import MarkdownIt
 
     source = path or Path(str(resources.files(FILES_PACKAGE) / GUIDELINES_FILE))

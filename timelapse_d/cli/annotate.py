@@ -70,7 +70,7 @@ def _studio(
     "--gold",
     "gold_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Gold tasks (annotation/gold_format.md).",
+    help="Gold tasks (timelapse_d/annotation_config/gold_format.md).",
 )
 @click.option("--workers", type=int, default=1, show_default=True, help="Parallel preview encodes.")
 @_connection_options

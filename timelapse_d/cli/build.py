@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 @click.option(
     "--recipe",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="YAML recipe overriding the defaults (see pipelines/).",
+    help="YAML recipe overriding the defaults (see timelapse_d/recipes/).",
 )
 @click.option(
     "--set",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     "--config",
     "config_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Model config (default: the shipped models/fgla.yaml).",
+    help="Model config (default: the shipped timelapse_d/model_configs/fgla.yaml).",
 )
 @click.option(
     "--data",
@@ -230,7 +230,7 @@ def eval_command(
 
     Writes OUT/eval.json and OUT/eval.md (a Markdown table, one row per checkpoint).
     """
-    from timelapse_d.fgla.protocol import RESULTS_MD, EvalOptions, evaluate, markdown_table
+    from timelapse_d.fgla.evaluation import RESULTS_MD, EvalOptions, evaluate, markdown_table
 
     named: dict[str, Path] = {}
     for value in checkpoints:

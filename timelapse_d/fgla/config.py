@@ -1,11 +1,12 @@
-"""Typed motion-model hyper-parameters: defaults in code, ``models/fgla.yaml`` and dotted
-overrides on top.
+"""Typed motion-model hyper-parameters: defaults in code,
+``timelapse_d/model_configs/fgla.yaml`` and dotted overrides on top.
 
 Every key of the YAML file is a field of :class:`FGLAConfig` (sections ``model``,
 ``model.encoder``, ``model.generator``, ``model.al``, ``loss``, ``train``, ``data``,
 ``inference``); an unknown key or a value of the wrong type is refused with the offending
 dotted key named. ``model.kind`` picks the network: FGLA, or its baseline Animating Landscape
-(``al``, see ``models/al.yaml``), which shares the generator, the losses and the training loop.
+(``al``, see ``timelapse_d/model_configs/al.yaml``), which shares the generator, the losses
+and the training loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from timelapse_d.config import read_yaml
 from timelapse_d.errors import ConfigError
 from timelapse_d.flow.backends import BACKENDS
 
-CONFIG_FILE = "fgla.yaml"  # in models/, shipped as timelapse_d.model_configs
+CONFIG_FILE = "fgla.yaml"  # in timelapse_d/model_configs/
 FLOW_RESIZE_MODES = ("area", "bilinear", "nearest")
 MASK_RESIZE_MODES = ("nearest", "max")
 TV_REDUCTIONS = ("mean", "sum")
@@ -220,7 +221,7 @@ class FGLAConfig:
 
 
 def default_config_path() -> Path:
-    """``models/fgla.yaml`` (installed with the package)."""
+    """``timelapse_d/model_configs/fgla.yaml`` (installed with the package)."""
     return Path(str(resources.files("timelapse_d.model_configs") / CONFIG_FILE))
 
 

@@ -19,7 +19,7 @@ from timelapse_d.errors import ConfigError
 NUM_CLASSES = 150  # ADE20K scene-parsing classes
 GROUP_NAMES = ("sky", "tree", "grass", "water", "waterfall", "others")  # index = group id
 OTHERS = GROUP_NAMES.index("others")
-GROUPS_FILE = "ade20k_groups.yaml"  # in models/, shipped as timelapse_d.model_configs
+GROUPS_FILE = "ade20k_groups.yaml"  # in timelapse_d/model_configs/
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class GroupMapping:
 
 
 def default_groups_path() -> Path:
-    """``models/ade20k_groups.yaml`` (installed with the package)."""
+    """``timelapse_d/model_configs/ade20k_groups.yaml`` (installed with the package)."""
     return Path(str(resources.files("timelapse_d.model_configs") / GROUPS_FILE))
 
 

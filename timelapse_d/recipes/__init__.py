@@ -1,0 +1,1 @@
+"""Build recipes, one per source: data files, installed with the package."""
