@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -12,9 +11,6 @@ from timelapse_d.cli.options import BUILD_FOLDER
 from timelapse_d.config import parse_set, resolve_config
 from timelapse_d.errors import ConfigError
 from timelapse_d.sources import SOURCES
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from timelapse_d.cli.options import SINGLE_FLOW, WEIGHTS_DIR
 from timelapse_d.config import parse_set
 from timelapse_d.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from timelapse_d.cli.options import BUILD_FOLDER, WEIGHTS_DIR
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from timelapse_d.cli.options import BUILD_FOLDER
 from timelapse_d.errors import ConfigError
 from timelapse_d.runs import RunDir
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()
