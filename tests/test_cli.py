@@ -29,6 +29,14 @@ def test_every_command_the_readme_shows_has_help(command: list[str]) -> None:
     assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
 
 
+def test_python_m_runs_the_same_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "timelapse_d", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("Options:")[1] == tld("--help").stdout.split("Options:")[1]
+
+
 def test_the_readme_shows_every_command() -> None:
     assert {"build", "precompute", "rehydrate", "split", "train", "weights"} <= set(README_COMMANDS)
 
