@@ -24,6 +24,7 @@ from timelapse_d.errors import (
 )
 from timelapse_d.precompute.fields import FieldMismatch
 from timelapse_d.runs import RunLocked
+from timelapse_d.stages.base import StageFailed
 from timelapse_d.weights import MissingWeights
 
 
@@ -61,6 +62,7 @@ def test_every_error_class_of_the_package_is_a_tld_error() -> None:
         (EncodeError("ffmpeg failed (1)"), 1, "error: ffmpeg failed (1)"),
         (HostError("ffmpeg: No space left on device"), 3, "error: ffmpeg: No space left"),
         (OSError(errno.ENOSPC, "No space left on device"), 3, "error: [Errno 28] No space"),
+        (StageFailed("shard: 1 task(s) failed"), 1, "error: shard: 1 task(s) failed"),
         (TldError("something else"), 1, "error: something else"),
     ],
 )

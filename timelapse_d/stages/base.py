@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from timelapse_d.errors import TldError
 from timelapse_d.executors import Executor, Resources, Task, TaskFailure
 from timelapse_d.runs import RunDir
 
@@ -71,8 +72,9 @@ class MarkedStage:
         return run_dir.done_stats(self.name, item_id, key)
 
 
-class StageFailed(Exception):
-    """A stage whose every item is needed (shard, precompute) had tasks that failed."""
+class StageFailed(TldError):
+    """A stage whose every item is needed (shard, precompute) had tasks that failed (`tld`
+    exits 1: the re-run goes on from there)."""
 
 
 @dataclass
