@@ -25,7 +25,7 @@ from timelapse_d.fgla.config import (
 from timelapse_d.fgla.data import clip_shards, training_pair
 from timelapse_d.fgla.losses import fgla_losses
 from timelapse_d.fgla.trained import build_model
-from timelapse_d.precompute.fields import iter_joined
+from timelapse_d.shards.reader import iter_joined
 from timelapse_d.synth.control import write_control_build
 
 REPO = Path(__file__).resolve().parents[1]

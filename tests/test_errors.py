@@ -22,8 +22,8 @@ from timelapse_d.errors import (
     ProbeError,
     TldError,
 )
-from timelapse_d.precompute.fields import FieldMismatch
 from timelapse_d.runs import RunLocked
+from timelapse_d.shards.tar import FieldMismatch
 from timelapse_d.stages.base import StageFailed
 from timelapse_d.weights import MissingWeights
 

@@ -15,23 +15,15 @@ import pytest
 
 from timelapse_d.errors import ConfigError
 from timelapse_d.precompute.batching import AdaptiveBatch
-from timelapse_d.precompute.fields import (
-    FIELDS,
-    FieldMismatch,
-    decode_flow,
-    decode_frames,
-    decode_masks,
-    field_shard,
-    iter_joined,
-    iter_samples,
-    write_field_shard,
-)
 from timelapse_d.precompute.sampling import Sampling
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
 from timelapse_d.runs import RunDir
 from timelapse_d.segment.groups import GROUP_NAMES
+from timelapse_d.shards.fields import decode_flow, decode_frames, decode_masks, write_field_shard
+from timelapse_d.shards.naming import FIELDS, field_shard
+from timelapse_d.shards.reader import iter_joined
+from timelapse_d.shards.tar import FieldMismatch, iter_samples, write_samples
 from timelapse_d.stages.base import StageFailed
-from timelapse_d.tars import write_samples
 
 
 def clip_shards(out: Path) -> list[Path]:

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from timelapse_d.manifest import read_rows
-from timelapse_d.precompute.fields import decode_frames, iter_samples
-from timelapse_d.tars import write_samples
+from timelapse_d.shards.fields import decode_frames
+from timelapse_d.shards.tar import iter_samples, write_samples
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

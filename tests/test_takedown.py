@@ -16,16 +16,17 @@ from timelapse_d.annotation.push import make_previews, source_paths
 from timelapse_d.config import resolve_config
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
-from timelapse_d.precompute.fields import iter_joined, iter_samples
 from timelapse_d.publish.report import write_report
-from timelapse_d.publish.takedown import (
+from timelapse_d.publish.takedown import without_taken_down_clips
+from timelapse_d.publish.takedown_requests import (
     TAKEDOWNS,
     Request,
     parse_list,
     recorded_requests,
-    without_taken_down_clips,
 )
 from timelapse_d.rehydrate import read_published
+from timelapse_d.shards.reader import iter_joined
+from timelapse_d.shards.tar import iter_samples
 
 pytestmark = pytest.mark.slow
 FIELD_FAMILIES = ("frames", "flow", "mask")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from timelapse_d.tars import write_samples
+from timelapse_d.shards.tar import write_samples
 
 SAMPLES = [
     {"__key__": "video-0000000-0000048", "mp4": b"\x00\x01" * 700, "json": b'{"a": 1}'},

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from timelapse_d.manifest import read_rows
 from timelapse_d.runs import RunDir, read_json
+from timelapse_d.shards.naming import clip_shards
 
 
 @dataclass
@@ -107,7 +108,7 @@ def summarize(out: Path, finished: bool | None = None) -> Summary:
     clips = read_rows(manifest)
     kept = [c for c in clips if c["status"] == "kept"]
     shard_dir = out / "shards"
-    tars = sorted(shard_dir.glob("clips-*.tar")) if shard_dir.exists() else []
+    tars = clip_shards(shard_dir)
     errors = Counter(
         (v["error"] or "unknown").split(":")[0] for v in videos if v["status"] == "failed"
     )

@@ -50,8 +50,9 @@ def train(
     from timelapse_d.fgla.monitor import LOG_FILE
     from timelapse_d.fgla.train import TrainOptions
     from timelapse_d.fgla.train import train as run_train
+    from timelapse_d.shards.naming import clip_shards
 
-    if not any((data / "shards").glob("clips-*.tar")):
+    if not clip_shards(data / "shards"):
         raise ConfigError(f"{data} has no shards (shards/clips-*.tar): give the --out of a build")
     config = load_fgla_config(config_path, parse_set(list(sets)))
     options = TrainOptions(data, out, steps, resume, device, seed, workers, checkpoint_every)

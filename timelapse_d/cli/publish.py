@@ -57,8 +57,8 @@ def takedown(
     """Remove every clip of the named source videos from OUT (shards, field shards, manifests,
     previews, report) and record the request in OUT/takedowns.parquet so no later build or
     rehydrate brings them back. Re-running completes an interrupted takedown."""
-    from timelapse_d.publish.takedown import Request, parse_list
     from timelapse_d.publish.takedown import takedown as run_takedown
+    from timelapse_d.publish.takedown_requests import Request, parse_list
 
     named = (("video", videos), ("owner", owners), ("url", urls))
     requests = [Request(kind, value) for kind, values in named for value in values]

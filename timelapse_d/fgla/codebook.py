@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from timelapse_d.fgla.config import ModelConfig
 from timelapse_d.fgla.data import clip_shards
 from timelapse_d.fgla.warp import pixel_to_grid, resize_flow
-from timelapse_d.precompute.fields import decode_flow, iter_joined
+from timelapse_d.shards.fields import decode_flow
+from timelapse_d.shards.reader import iter_joined
 
 
 def build_codebook(codes: np.ndarray, size: int, seed: int = 0) -> np.ndarray:

@@ -28,17 +28,12 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from timelapse_d.precompute.fields import (
-    FieldMismatch,
-    decode_flow,
-    decode_frames,
-    decode_masks,
-    field_shard,
-    iter_joined,
-)
 from timelapse_d.segment.groups import GROUP_NAMES
-
-FIELDS = ("frames", "flow", "mask")
+from timelapse_d.shards import naming
+from timelapse_d.shards.fields import decode_flow, decode_frames, decode_masks
+from timelapse_d.shards.naming import FIELDS, field_shard
+from timelapse_d.shards.reader import iter_joined
+from timelapse_d.shards.tar import FieldMismatch
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,7 @@ class StreamConfig:
 
 def clip_shards(shard_dir: Path) -> list[Path]:
     """The clip shards of a build, in order; ValueError when there are none."""
-    shards = sorted(Path(shard_dir).glob("clips-*.tar"))
+    shards = naming.clip_shards(Path(shard_dir))
     if not shards:
         raise ValueError(f"no clip shards in {shard_dir}: run `tld build` and `tld precompute`")
     return shards

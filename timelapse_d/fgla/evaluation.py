@@ -54,9 +54,10 @@ from timelapse_d.metrics.frechet import RunningGaussian, frechet_distance
 from timelapse_d.metrics.i3d import FEATURES as I3D_FEATURES
 from timelapse_d.metrics.inception import FEATURES as INCEPTION_FEATURES
 from timelapse_d.metrics.pixels import score_video
-from timelapse_d.precompute.fields import decode_flow, decode_frames, decode_masks, iter_joined
 from timelapse_d.runs import write_atomic
 from timelapse_d.segment.groups import GROUP_NAMES, group_masks
+from timelapse_d.shards.fields import decode_flow, decode_frames, decode_masks
+from timelapse_d.shards.reader import iter_joined
 
 METRICS = ("psnr", "ssim", "lpips", "fid", "fvd")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "fvd": False}

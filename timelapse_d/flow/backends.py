@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from timelapse_d.errors import ConfigError
+from timelapse_d.flow.frames import check_frames
 from timelapse_d.torch_runtime import PRECISIONS
 
 if TYPE_CHECKING:
@@ -34,16 +35,6 @@ class FlowBackend(Protocol):
         """(N, 2, H, W) float32 F with ``following(p) ~= previous(p + F(p))``, from two
         uint8 RGB batches (N, H, W, 3)."""
         ...
-
-
-def check_frames(previous: np.ndarray, following: np.ndarray) -> None:
-    """Raise ValueError unless both are uint8 RGB batches (N, H, W, 3) of one shape."""
-    if previous.shape != following.shape or previous.ndim != 4 or previous.shape[-1] != 3:
-        raise ValueError(
-            f"need two equal (N, H, W, 3) RGB batches, got {previous.shape} and {following.shape}"
-        )
-    if previous.dtype != np.uint8 or following.dtype != np.uint8:
-        raise ValueError(f"need uint8 frames, got {previous.dtype} and {following.dtype}")
 
 
 class FlowNet2Backend:

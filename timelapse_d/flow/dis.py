@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from timelapse_d.flow.backends import check_frames
+from timelapse_d.flow.frames import check_frames
 
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

@@ -17,7 +17,7 @@ from torch import nn
 
 from timelapse_d.checkpoints import load_strict, read_state_dict
 from timelapse_d.errors import ConfigError
-from timelapse_d.flow.backends import check_frames
+from timelapse_d.flow.frames import check_frames
 from timelapse_d.torch_runtime import autocast
 
 SIZE_MULTIPLE = 8

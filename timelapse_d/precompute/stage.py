@@ -25,20 +25,18 @@ from timelapse_d.errors import ConfigError
 from timelapse_d.executors import Executor, LocalExecutor, Resources
 from timelapse_d.media.decode import prefetched
 from timelapse_d.precompute.batching import AdaptiveBatch
-from timelapse_d.precompute.fields import (
-    CLIPS,
-    FIELDS,
+from timelapse_d.precompute.sampling import Sampling, sample_clip
+from timelapse_d.publish.card import write_card
+from timelapse_d.runs import RunDir
+from timelapse_d.shards.fields import (
     FRAMES_MEMBER,
     encode_flow,
     encode_frames,
     encode_masks,
-    field_shard,
-    iter_samples,
     write_field_shard,
 )
-from timelapse_d.precompute.sampling import Sampling, sample_clip
-from timelapse_d.publish.card import write_card
-from timelapse_d.runs import RunDir
+from timelapse_d.shards.naming import FIELDS, clip_shards, field_shard, shard_glob
+from timelapse_d.shards.tar import iter_samples
 from timelapse_d.stages.base import Outcome, run_stage
 from timelapse_d.torch_runtime import PRECISIONS
 
@@ -123,15 +121,15 @@ def precompute(
     """
     options = options.resolved()
     assert options.backend is not None
-    clip_shards = sorted((out / "shards").glob(f"{CLIPS}-*.tar"))
-    if not clip_shards:
+    shards = clip_shards(out / "shards")
+    if not shards:
         raise ConfigError(f"no clip shards in {out / 'shards'}: run `tld build` first")
     run = RunDir(out)
     report = PrecomputeReport(options.field, options.backend)
     stage = PrecomputeStage(options)
     with run.exclusive():
-        _remove_orphans(out / "shards", options.field, clip_shards)
-        result = run_stage(stage, clip_shards, run, executor or LocalExecutor(1))
+        _remove_orphans(out / "shards", options.field, shards)
+        result = run_stage(stage, shards, run, executor or LocalExecutor(1))
         for name in result.ran:
             stats = result.stats[name]
             report.shards_done += 1
@@ -230,7 +228,7 @@ def _compute_fn(out: Path, options: PrecomputeOptions) -> ComputeFn:
     if options.field == "frames":
         return lambda row, indices, frames: encode_frames(indices, frames, _meta(options, row))
     if options.backend == "truth":
-        from timelapse_d.precompute.truth import SyntheticTruth
+        from timelapse_d.synth.fields import SyntheticTruth
 
         truth = SyntheticTruth(out)
         size = options.sampling.size
@@ -294,9 +292,9 @@ def _hrnet_masks(options: PrecomputeOptions, batcher: AdaptiveBatch) -> ComputeF
     return masks
 
 
-def _remove_orphans(shard_dir: Path, field: str, clip_shards: list[Path]) -> None:
+def _remove_orphans(shard_dir: Path, field: str, shards: list[Path]) -> None:
     """Field shards left from an earlier build with more clip shards."""
-    wanted = {field_shard(path, field).name for path in clip_shards}
-    for stale in shard_dir.glob(f"{field}-*.tar"):
+    wanted = {field_shard(path, field).name for path in shards}
+    for stale in shard_dir.glob(shard_glob(field)):
         if stale.name not in wanted:
             stale.unlink()

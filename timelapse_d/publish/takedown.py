@@ -8,7 +8,8 @@ replaces the old one, so the other samples stay byte-identical. The per-shard an
 manifests, previews, the cut clips and analysis results under ``run/``, a downloaded source
 file, the report and the card follow. Every step is idempotent and works from the recorded
 requests, so a takedown killed half-way is completed by running it (or any takedown) again.
-Later builds and `tld rehydrate` skip recorded videos (:func:`blocked`).
+Later builds and `tld rehydrate` skip recorded videos
+(:func:`timelapse_d.publish.takedown_requests.blocklist`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,47 +27,24 @@ import pyarrow.parquet as pq
 
 from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
 from timelapse_d.assemble import CLIPS_TABLE, MANIFEST
-from timelapse_d.errors import ConfigError, DataError
+from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
-from timelapse_d.precompute.fields import (
-    CLIPS,
-    FieldMismatch,
-    iter_joined,
-    iter_samples,
-    verified_members,
-    write_field_shard,
+from timelapse_d.publish.takedown_requests import (
+    KINDS,
+    TAKEDOWN_SCHEMA,
+    TAKEDOWNS,
+    Request,
+    blocklist,
+    recorded_requests,
 )
 from timelapse_d.runs import RunDir, write_atomic, write_json
+from timelapse_d.shards.fields import verified_members, write_field_shard
+from timelapse_d.shards.naming import CLIPS
+from timelapse_d.shards.reader import iter_joined
+from timelapse_d.shards.tar import FieldMismatch, iter_samples, write_samples
 from timelapse_d.sources.remote import Acquired, write_attribution
-from timelapse_d.tars import write_samples
 
 LOG = logging.getLogger("timelapse_d")
-TAKEDOWNS = "takedowns.parquet"
-KINDS = ("video", "owner", "url")
-TAKEDOWN_SCHEMA = pa.schema(
-    [
-        ("kind", pa.string()),
-        ("value", pa.string()),
-        ("requested_at", pa.string()),
-        ("video_ids", pa.list_(pa.string())),
-        ("clip_ids", pa.list_(pa.string())),
-    ]
-)
-
-
-@dataclass(frozen=True)
-class Request:
-    """Take down the videos whose id, owner (name or id) or URL (source or page) is `value`."""
-
-    kind: str
-    value: str
-
-    def matches(self, video: dict[str, Any]) -> bool:
-        if self.kind == "video":
-            return video.get("video_id") == self.value
-        if self.kind == "owner":
-            return self.value in (video.get("owner_name"), video.get("owner_id"))
-        return self.value in (video.get("source_uri"), video.get("page_url"), video.get("url"))
 
 
 @dataclass
@@ -87,44 +64,6 @@ class TakedownReport:
             f"file(s) rewritten, {len(self.shards_removed)} removed (now empty); requests in "
             f"{TAKEDOWNS}"
         )
-
-
-def parse_list(path: Path) -> list[Request]:
-    """Requests of a LIST file: one per line, `video ID`, `owner NAME` or `url URL` (a bare
-    http(s) URL is a `url`); blank lines and `#` comments are skipped."""
-    requests = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        kind, _, value = line.partition(" ")
-        if kind.startswith(("http://", "https://")) and not value:
-            kind, value = "url", kind
-        if kind not in KINDS or not value.strip():
-            raise DataError(
-                f"{path}:{number}: expected `video ID`, `owner NAME` or `url URL`, got {line!r}"
-            )
-        requests.append(Request(kind, value.strip()))
-    return requests
-
-
-def recorded_requests(out: Path) -> list[dict[str, Any]]:
-    path = out / TAKEDOWNS
-    return read_rows(path) if path.is_file() else []
-
-
-def blocklist(*folders: Path) -> Callable[[dict[str, Any]], bool]:
-    """A test of whether a takedown recorded in any of `folders` names a video, given as a row
-    or record with `video_id` and any of `source_uri`, `url`, `page_url`, `owner_name`,
-    `owner_id`."""
-    rows = [row for folder in folders for row in recorded_requests(folder)]
-    video_ids = {v for row in rows for v in row["video_ids"] or []}
-    requests = [Request(row["kind"], row["value"]) for row in rows]
-
-    def is_blocked(video: dict[str, Any]) -> bool:
-        return video.get("video_id") in video_ids or any(r.matches(video) for r in requests)
-
-    return is_blocked
 
 
 def without_taken_down(acquired: Acquired, out: Path) -> Acquired:

@@ -52,7 +52,7 @@ def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
     from timelapse_d.acquire.checks import check_download, check_flickr, check_youtube
     from timelapse_d.acquire.download import download_all
     from timelapse_d.acquire.provenance import to_source_videos
-    from timelapse_d.publish.takedown import blocklist
+    from timelapse_d.publish.takedown_requests import blocklist
 
     state = run.stage_dir("acquire")
     check_download(config.download)

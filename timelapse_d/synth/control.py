@@ -8,7 +8,7 @@ and, in ``water_share`` of the clips, its own water drift (the other clips have 
 learned on sky and water too, not only on the ground. Frames are rendered at the field size and
 the fields are the exact truth, so no video is encoded: each sample of
 ``shards/clips-NNNNNN.tar`` is a JSON row only, and the frames, flow and mask field shards
-beside it have the formats of :mod:`timelapse_d.precompute.fields`, which
+beside it have the formats of :mod:`timelapse_d.shards.fields`, which
 :class:`timelapse_d.fgla.data.FGLAStream` reads.
 """
 
@@ -23,17 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from timelapse_d.precompute.fields import (
-    FIELDS,
-    encode_flow,
-    encode_frames,
-    encode_masks,
-    field_shard,
-    write_field_shard,
-)
-from timelapse_d.precompute.truth import region_group_table
 from timelapse_d.runs import write_atomic
-from timelapse_d.stages.shard import shard_name
+from timelapse_d.shards.fields import encode_flow, encode_frames, encode_masks, write_field_shard
+from timelapse_d.shards.naming import FIELDS, field_shard, shard_name
+from timelapse_d.shards.tar import write_samples
+from timelapse_d.synth.fields import region_group_table
 from timelapse_d.synth.landscape import (
     DAY_PALETTES,
     GROUND,
@@ -47,7 +41,6 @@ from timelapse_d.synth.landscape import (
 )
 from timelapse_d.synth.motion import Drift, Motion, backward_flow, static_camera
 from timelapse_d.synth.render import Scene, render
-from timelapse_d.tars import write_samples
 
 Vector = tuple[float, float]
 TEXTURE_WIDTH = 128.0  # textures are painted as the demo kinds paint a frame this wide

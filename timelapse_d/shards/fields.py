@@ -1,4 +1,4 @@
-"""Field shards beside the clip shards: formats, writing, and reading them joined by key.
+"""Field shards beside the clip shards: their sample formats, and writing them checked.
 
 For every ``shards/clips-NNNNNN.tar`` a field shard ``shards/<field>-NNNNNN.tar`` holds one
 sample per clip, with the same keys in the same order. Members of a sample (key = clip id):
@@ -29,37 +29,20 @@ import hashlib
 import io
 import json
 import os
-import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from timelapse_d.errors import DataError
 from timelapse_d.runs import atomic_path
-from timelapse_d.tars import write_samples
+from timelapse_d.shards.tar import FieldMismatch, iter_samples, write_samples
 
-FIELDS = ("frames", "flow", "mask")
-CLIPS = "clips"
 FLOW_SCALE = 1.0 / 32.0  # pixels per int16 step
 JPEG_QUALITY = 95
 FRAMES_MEMBER = "frames.npz"  # the member holding a clip's sampled frames
 DIGESTS = "sha256"  # member holding the digests of a field sample's other members
-
-
-class FieldMismatch(DataError):
-    """A field shard does not line up with its clip shard, or cannot be read (a DataError:
-    the command that rebuilds it fixes it)."""
-
-
-def field_shard(clip_shard: Path, field: str) -> Path:
-    """``shards/clips-000003.tar`` -> ``shards/<field>-000003.tar``."""
-    prefix, _, number = clip_shard.name.partition("-")
-    if prefix != CLIPS:
-        raise ValueError(f"not a clip shard: {clip_shard}")
-    return clip_shard.with_name(f"{field}-{number}")
 
 
 def encode_frames(indices: list[int], frames: np.ndarray, meta: dict[str, Any]) -> dict[str, bytes]:
@@ -131,65 +114,9 @@ def write_field_shard(path: Path, samples: list[dict[str, Any]], keys: list[str]
             write_samples(fh, (_with_digests(sample) for sample in samples))
             fh.flush()
             os.fsync(fh.fileno())
-        written = [key for key, members in iter_samples(temp) if _verified(path, key, members)]
+        written = [key for key, members in iter_samples(temp) if check_digests(path, key, members)]
         if written != keys:
             raise FieldMismatch(f"{path.name}: keys read back differ from the clip shard's")
-
-
-def iter_joined(clip_shard: Path, fields: tuple[str, ...] = FIELDS) -> Iterator[dict[str, Any]]:
-    """Samples of a clip shard joined with its field shards by key:
-    ``{"__key__", "clips": {...}, "<field>": {...}}`` with raw member bytes per field.
-
-    Raises FieldMismatch on a missing field shard, a key out of order or missing, or a
-    damaged tar.
-    """
-    readers = {CLIPS: iter_samples(clip_shard)}
-    for field in fields:
-        path = field_shard(clip_shard, field)
-        if not path.is_file():
-            command = "masks" if field == "mask" else field  # the CLI's name for it
-            raise FieldMismatch(f"{path.name} is missing: run `tld precompute {command}`")
-        readers[field] = iter_samples(path)
-    for parts in zip(*readers.values(), strict=False):
-        keys = {key for key, _ in parts}
-        if len(keys) != 1:
-            pairs = zip(readers, parts, strict=True)
-            found = ", ".join(f"{name}={key}" for name, (key, _) in pairs)
-            raise FieldMismatch(f"{clip_shard.name}: keys differ between fields ({found})")
-        key = parts[0][0]
-        joined: dict[str, Any] = {"__key__": key}
-        for name, (_, members) in zip(readers, parts, strict=True):
-            if name != CLIPS:
-                _verified(field_shard(clip_shard, name), key, members)
-            joined[name] = members
-        yield joined
-    leftovers = [name for name, reader in readers.items() if next(reader, None) is not None]
-    if leftovers:
-        raise FieldMismatch(f"{clip_shard.name}: {', '.join(leftovers)} hold(s) extra samples")
-
-
-def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {extension: bytes}) per sample of a shard, in tar order (FieldMismatch when the
-    tar is damaged)."""
-    key: str | None = None
-    members: dict[str, bytes] = {}
-    try:
-        with tarfile.open(path, "r:") as tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                name, _, extension = info.name.partition(".")
-                if name != key:
-                    if key is not None:
-                        yield key, members
-                    key, members = name, {}
-                handle = tar.extractfile(info)
-                assert handle is not None
-                members[extension] = handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise FieldMismatch(f"{path.name} is damaged: {exc}") from exc
-    if key is not None:
-        yield key, members
 
 
 def _with_digests(sample: dict[str, Any]) -> dict[str, Any]:
@@ -204,11 +131,11 @@ def _digests(members: dict[str, bytes]) -> dict[str, str]:
 def verified_members(path: Path, key: str, members: dict[str, bytes]) -> dict[str, bytes]:
     """A field sample's members, checked against and without its stored digests."""
     members = dict(members)
-    _verified(path, key, members)
+    check_digests(path, key, members)
     return members
 
 
-def _verified(path: Path, key: str, members: dict[str, bytes]) -> bool:
+def check_digests(path: Path, key: str, members: dict[str, bytes]) -> bool:
     """Check a field sample's members against its stored digests; pop the digests."""
     stored = members.pop(DIGESTS, None)
     if stored is None or json.loads(stored) != _digests(members):

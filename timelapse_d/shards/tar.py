@@ -1,4 +1,4 @@
-"""Writing WebDataset tar shards with the standard library.
+"""Writing and reading WebDataset tar shards with the standard library.
 
 A shard is a plain tar whose members are named ``<key>.<field>``, in sample order, as
 WebDataset readers expect. Writing it with :mod:`tarfile` keeps the webdataset package (which
@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import IO
 
+from timelapse_d.errors import DataError
 from timelapse_d.records import is_plain_id
+
+
+class FieldMismatch(DataError):
+    """A field shard does not line up with its clip shard, or cannot be read (a DataError:
+    the command that rebuilds it fixes it)."""
 
 
 def write_samples(fh: IO[bytes], samples: Iterable[Mapping[str, object]]) -> None:
@@ -30,3 +37,27 @@ def write_samples(fh: IO[bytes], samples: Iterable[Mapping[str, object]]) -> Non
                 info = tarfile.TarInfo(f"{key}.{field}")
                 info.size, info.mtime, info.mode = len(data), 0, 0o444
                 tar.addfile(info, io.BytesIO(data))
+
+
+def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) per sample of a shard, in tar order (FieldMismatch when the
+    tar is damaged)."""
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                name, _, extension = info.name.partition(".")
+                if name != key:
+                    if key is not None:
+                        yield key, members
+                    key, members = name, {}
+                handle = tar.extractfile(info)
+                assert handle is not None
+                members[extension] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise FieldMismatch(f"{path.name} is damaged: {exc}") from exc
+    if key is not None:
+        yield key, members

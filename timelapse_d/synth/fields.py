@@ -14,8 +14,8 @@ import numpy as np
 
 from timelapse_d.errors import ConfigError
 from timelapse_d.segment.groups import GROUP_NAMES
-from timelapse_d.synth import Truth, load_truth
 from timelapse_d.synth.landscape import REGION_NAMES
+from timelapse_d.synth.truth import Truth, load_truth
 
 SYNTHETIC_PREFIX = "synthetic://"
 # Generator regions -> FGLA groups; the synthetic ground is bare land ("others").

@@ -1,0 +1,83 @@
+"""Clip shards: kept clips in WebDataset tars rolled by size, with Parquet beside each.
+
+Clips are sharded in the given (clip-id) order, so the same kept set always gives the same
+shards. Each sample is `<clip_id>.mp4` (the encoded clip) and `<clip_id>.json` (its manifest
+row). A tar is written to a temporary name and renamed into place; stale shards of an earlier,
+larger build are removed after the new ones exist.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from timelapse_d.manifest import CLIP_SCHEMA, write_table
+from timelapse_d.runs import write_atomic
+from timelapse_d.shards.naming import CLIPS, shard_name
+from timelapse_d.shards.tar import write_samples
+
+TAR_BLOCK = 512
+
+
+def _member_bytes(size: int) -> int:
+    return TAR_BLOCK + -(-size // TAR_BLOCK) * TAR_BLOCK
+
+
+def _json_bytes(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, sort_keys=True, default=str).encode()
+
+
+def plan_shards(clips: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Group clips (in the given order) into shards whose tar size stays within max_bytes.
+
+    A single clip larger than max_bytes gets a shard of its own.
+    """
+    shards: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 2 * TAR_BLOCK  # end-of-archive blocks
+    for clip in clips:
+        sample = _member_bytes(clip["clip_bytes"]) + _member_bytes(len(_json_bytes(clip)) + 64)
+        if current and size + sample > max_bytes:
+            shards.append(current)
+            current, size = [], 2 * TAR_BLOCK
+        current.append(clip)
+        size += sample
+    if current:
+        shards.append(current)
+    return shards
+
+
+def write_shard(path: Path, samples: list[tuple[dict[str, Any], Path]]) -> None:
+    """Write one tar atomically: for each (row, clip file), `<clip_id>.mp4` and `.json`."""
+
+    def write(fh: io.BufferedWriter) -> None:
+        write_samples(
+            fh,
+            (
+                {"__key__": row["clip_id"], "mp4": clip.read_bytes(), "json": _json_bytes(row)}
+                for row, clip in samples
+            ),
+        )
+
+    write_atomic(path, write)
+
+
+def write_shards(
+    shard_dir: Path, shards: list[list[dict[str, Any]]], clip_path: Any
+) -> list[dict[str, Any]]:
+    """Write every shard and its Parquet manifest; return the rows with `shard` set."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    written: list[dict[str, Any]] = []
+    for index, rows in enumerate(shards):
+        name = shard_name(index)
+        rows = [{**row, "shard": name} for row in rows]
+        write_shard(shard_dir / name, [(row, clip_path(row)) for row in rows])
+        write_table((shard_dir / name).with_suffix(".parquet"), rows, CLIP_SCHEMA)
+        written += rows
+    keep = {shard_name(i) for i in range(len(shards))}
+    for stale in shard_dir.glob(f"{CLIPS}-*.*"):
+        if stale.with_suffix(".tar").name not in keep:
+            stale.unlink()
+    return written
