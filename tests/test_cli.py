@@ -52,7 +52,7 @@ def test_schema_prints_the_manifest_docs() -> None:
         (["--source", "local"], "--source local needs --input"),
         (["--source", "local", "--input", "/no/such/dir"], "input not found"),
         (["--set", "filter.nope=1"], "unknown config key 'filter.nope'"),
-        (["--set", "filter.min_height=abc"], "filter.min_height expects a int"),
+        (["--set", "filter.min_height=abc"], "filter.min_height expects an int"),
     ],
 )
 def test_configuration_errors_fail_at_start_with_how_to_fix(

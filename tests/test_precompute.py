@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from timelapse_d.errors import ConfigError
 from timelapse_d.precompute.batching import AdaptiveBatch
@@ -305,3 +306,36 @@ def test_hrnet_masks_store_groups_of_the_class_maps(
         assert stored["classes"].max() < 150
         np.testing.assert_array_equal(stored["groups"], class_map_to_groups(stored["classes"]))
         assert json.loads(sample["mask"]["json"])["backend"] == "hrnet"
+
+
+def test_cli_settings_come_from_the_saved_recipe_section_then_set_then_options(
+    fields_build: Path, tmp_path: Path
+) -> None:
+    """`tld precompute` reads the `precompute` section the build saved, applies --set and its
+    options with the build's type rules, and saves what it used with the run."""
+    from click.testing import CliRunner
+
+    from timelapse_d.cli import cli
+
+    out, shards = _copy_of(fields_build, tmp_path)
+    saved = out / "run" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    config["precompute"]["stride"] = 40
+    saved.write_text(yaml.safe_dump(config))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["precompute", "frames", str(out), "--set", "precompute.size=32.0"])
+    assert first.exit_code == 0, first.output
+    sample = next(iter_joined(shards[0], ("frames",)))
+    meta = json.loads(sample["frames"]["json"])
+    assert (meta["stride"], meta["size"]) == (40, 32)
+    used = yaml.safe_load((out / "run" / "precompute-frames.yaml").read_text())["precompute"]
+    assert (used["stride"], used["size"], used["frames_backend"]) == (40, 32, "decode")
+    again = runner.invoke(cli, ["precompute", "frames", str(out), "--size", "32"])
+    assert again.exit_code == 0 and " 0 shards written" in again.output, again.output
+    for item, message in (
+        ("precompute.stride=2.5", "precompute.stride expects an int"),
+        ("filter.min_height=1", "takes precompute.<key> settings only"),
+        ("precompute.flow_backend=bogus", "backend 'bogus' cannot compute flow"),
+    ):
+        refused = runner.invoke(cli, ["precompute", "flow", str(out), "--set", item])
+        assert isinstance(refused.exception, ConfigError) and message in str(refused.exception)

@@ -1,9 +1,9 @@
 """Typed build configuration: defaults in code, recipes (YAML) override, `--set key=value` last.
 
-Every key is a dotted path into :class:`BuildConfig` (``filter.min_height``). Unknown keys and
-values of the wrong type fail at start with the list of valid keys, never later in a worker, and
-so do empty values of keys that need one, NaN and infinite numbers. A recipe is at
-most 64 KiB of YAML without aliases (``&a``/``*a``), so reading one costs nothing.
+Every key is a dotted path into :class:`BuildConfig` (``filter.min_height``). Recipes and
+overrides are read by :mod:`timelapse_d.config_loader` (the loader `tld train` uses too):
+unknown keys and values that do not fit fail at start with the key named, never later in a
+worker. The ``precompute`` section holds the settings of `tld precompute`.
 """
 
 from __future__ import annotations
@@ -11,34 +11,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, YoutubeConfig
+from timelapse_d.config_loader import flatten, from_mapping, read_yaml, with_overrides
+from timelapse_d.config_loader import valid_keys as keys_of
 from timelapse_d.errors import ConfigError
-
-MAX_RECIPE_BYTES = 64 * 1024
-
-
-class _PlainLoader(yaml.SafeLoader):
-    """YAML without aliases: a handful of nested ones expands to gigabytes once walked."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            where = f"{mark.name}, line {mark.line + 1}"
-            raise ConfigError(f"YAML aliases (*name) are not accepted ({where})")
-        return super().compose_node(parent, index)
-
-
-def parse_yaml(text: str) -> Any:
-    """YAML text as Python data (safe types, no aliases)."""
-    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
+from timelapse_d.precompute.settings import PrecomputeConfig
 
 
 @dataclass
@@ -186,78 +168,15 @@ class BuildConfig:
     flickr: FlickrConfig = field(default_factory=FlickrConfig)
     youtube: YoutubeConfig = field(default_factory=YoutubeConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    precompute: PrecomputeConfig = field(default_factory=PrecomputeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def valid_keys(obj: Any = None, prefix: str = "") -> list[str]:
-    """All dotted keys of the configuration, for error messages and docs."""
-    obj = obj if obj is not None else BuildConfig()
-    keys: list[str] = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            keys += valid_keys(value, f"{prefix}{f.name}.")
-        else:
-            keys.append(f"{prefix}{f.name}")
-    return keys
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list) and not value)
-
-
-def _coerce(key: str, value: Any, current: Any) -> Any:
-    if _is_empty(value) and not _is_empty(current):
-        raise ConfigError(f"{key} needs a value (got {value!r}); leave it out for the default")
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    if current is None or value is None:
-        return value
-    kind = type(current)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} expects true or false, got {value!r}")
-    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind is str:
-        return str(value)
-    if isinstance(value, kind):
-        return value
-    raise ConfigError(f"{key} expects a {kind.__name__}, got {value!r}")
-
-
-def set_value(config: BuildConfig, key: str, value: Any) -> None:
-    """Set one dotted key, checking that it exists and that the type fits."""
-    *parents, leaf = key.split(".")
-    target: Any = config
-    for name in parents:
-        target = getattr(target, name, None)
-        if not dataclasses.is_dataclass(target):
-            break
-    if not dataclasses.is_dataclass(target) or leaf not in {
-        f.name for f in dataclasses.fields(target)
-    }:
-        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
-    current = getattr(target, leaf)
-    if dataclasses.is_dataclass(current):
-        raise ConfigError(f"{key} is a section; set one of its keys, e.g. {key}.<name>")
-    setattr(target, leaf, _coerce(key, value, current))
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def valid_keys() -> list[str]:
+    """All dotted keys of the build configuration, for error messages and docs."""
+    return keys_of(BuildConfig)
 
 
 def builtin_recipe(name: str) -> Path | None:
@@ -266,26 +185,12 @@ def builtin_recipe(name: str) -> Path | None:
     return Path(str(candidate)) if candidate.is_file() else None
 
 
-def read_yaml(path: Path, what: str) -> Any:
-    """The parsed YAML file (None when empty); ConfigError naming `what` when it is missing or
-    not valid YAML."""
-    try:
-        if Path(path).stat().st_size > MAX_RECIPE_BYTES:
-            raise ConfigError(f"{what} {path} is larger than {MAX_RECIPE_BYTES // 1024} KiB")
-        return parse_yaml(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} not found: {path}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from exc
-
-
 def load_recipe(path: Path) -> dict[str, Any]:
-    """Read a recipe file into flat dotted keys."""
+    """A recipe file as nested sections (empty when the file is)."""
     data = read_yaml(path, "recipe") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of config keys")
-    return _flatten(data)
+    return data
 
 
 def saved_build_config(out: Path) -> BuildConfig:
@@ -293,25 +198,7 @@ def saved_build_config(out: Path) -> BuildConfig:
     path = out / "run" / "config.yaml"
     if not path.exists():
         raise ConfigError(f"{out} has no saved build config ({path}): run `tld build` first")
-    flat = load_recipe(path)
-    config = BuildConfig(source=flat.pop("source", "local"))
-    for key, value in flat.items():
-        set_value(config, key, value)
-    return config
-
-
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """Parse repeated `key=value` strings; values are read as YAML scalars."""
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        try:
-            parsed[key.strip()] = parse_yaml(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: not a YAML value ({exc.problem})") from None
-    return parsed
+    return from_mapping(BuildConfig, load_recipe(path))
 
 
 def resolve_config(
@@ -320,18 +207,13 @@ def resolve_config(
     recipe: Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> BuildConfig:
-    """Defaults, then the source's built-in recipe, then a user recipe, then overrides."""
-    config = BuildConfig(source=source)
-    layers: list[dict[str, Any]] = []
+    """Defaults, then the source's built-in recipe, then a user recipe, then dotted overrides."""
+    data: dict[str, Any] = {"source": source}
     shipped = builtin_recipe(source)
-    if shipped is not None:
-        layers.append(load_recipe(shipped))
-    if recipe is not None:
-        layers.append(load_recipe(recipe))
-    layers.append(overrides or {})
-    for layer in layers:
-        for key, value in layer.items():
-            set_value(config, key, value)
+    for path in (shipped, recipe):
+        if path is not None:
+            data = with_overrides(data, flatten(load_recipe(path)))
+    config = from_mapping(BuildConfig, with_overrides(data, overrides or {}))
     if config.workers < 1:
         raise ConfigError("workers must be at least 1")
     return config

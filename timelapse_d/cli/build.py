@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from timelapse_d.cli.options import BUILD_FOLDER
-from timelapse_d.config import parse_set, resolve_config
+from timelapse_d.config import resolve_config
+from timelapse_d.config_loader import parse_set
 from timelapse_d.errors import ConfigError
 from timelapse_d.sources import SOURCES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from timelapse_d.cli.options import SINGLE_FLOW, WEIGHTS_DIR
-from timelapse_d.config import parse_set
+from timelapse_d.config_loader import parse_set
 from timelapse_d.errors import ConfigError
 
 

@@ -23,45 +23,53 @@ from timelapse_d.cli.options import BUILD_FOLDER, WEIGHTS_DIR
     help="Checkpoint file (flow) or folder with both HRNetV2 files (masks); "
     "default: installed by `tld weights`.",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--batch", type=int, default=16, show_default=True, help="Pairs or frames per call.")
-@click.option(
-    "--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True
-)
-@click.option("--stride", type=int, default=4, show_default=True, help="Sample every Nth frame.")
-@click.option("--size", type=int, default=256, show_default=True, help="Square frame size.")
+@click.option("--device", help="cpu (default), cuda, cuda:1, ...")
+@click.option("--batch", type=int, help="Pairs or frames per call (default 16).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default fp32.")
+@click.option("--stride", type=int, help="Sample every Nth frame (default 4).")
+@click.option("--size", type=int, help="Square frame size (default 256).")
 @click.option("--classes", is_flag=True, help="masks: also store the 150 ADE20K class map.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="precompute.<key>=...")
 def precompute(
     field: str,
     out: Path,
     backend: str | None,
     weights: Path | None,
-    device: str,
-    batch: int,
-    precision: str,
-    stride: int,
-    size: int,
+    device: str | None,
+    batch: int | None,
+    precision: str | None,
+    stride: int | None,
+    size: int | None,
     classes: bool,
+    sets: tuple[str, ...],
 ) -> None:
     """Write frames, flow or mask shards aligned with the clip shards of OUT/shards.
 
-    Resumable: finished shards are skipped; a shard is written, checked, then renamed.
+    Settings: the recipe's `precompute` section saved with the build, then --set, then the
+    options; what a run used is saved in OUT/run/precompute-FIELD.yaml. Resumable: finished
+    shards are skipped; a shard is written, checked, then renamed.
     """
-    from timelapse_d.precompute.sampling import Sampling
-    from timelapse_d.precompute.stage import PrecomputeOptions
+    from timelapse_d.config_loader import parse_set
+    from timelapse_d.precompute import resolve
     from timelapse_d.precompute.stage import precompute as run_precompute
 
-    options = PrecomputeOptions(
-        field="mask" if field == "masks" else field,
-        backend=backend,
-        sampling=Sampling(stride=stride, size=size),
-        device=device,
-        batch=batch,
-        precision=precision,
-        weights=str(weights) if weights else None,
-        classes=classes,
-    )
-    for line in run_precompute(out, options).lines():
+    name = "mask" if field == "masks" else field
+    given = {
+        f"{name}_backend": backend,
+        f"{name}_weights": str(weights) if weights else None,
+        "device": device,
+        "batch": batch,
+        "precision": precision,
+        "stride": stride,
+        "size": size,
+        "classes": classes or None,
+    }
+    overrides = parse_set(list(sets))
+    overrides.update({f"precompute.{k}": v for k, v in given.items() if v is not None})
+    section = resolve.precompute_section(out, overrides)
+    report = run_precompute(out, resolve.precompute_options(name, section))
+    resolve.save_section(out, name, section)
+    for line in report.lines():
         click.echo(line)
 
 

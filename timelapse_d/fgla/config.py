@@ -1,9 +1,10 @@
 """Typed motion-model hyper-parameters: defaults in code,
-``timelapse_d/model_configs/fgla.yaml`` and dotted overrides on top.
+``timelapse_d/model_configs/fgla.yaml`` and dotted overrides on top, read by
+:mod:`timelapse_d.config_loader` (the loader of `tld build`).
 
 Every key of the YAML file is a field of :class:`FGLAConfig` (sections ``model``,
 ``model.encoder``, ``model.generator``, ``model.al``, ``loss``, ``train``, ``data``,
-``inference``); an unknown key or a value of the wrong type is refused with the offending
+``inference``); an unknown key or a value that does not fit is refused with the offending
 dotted key named. ``model.kind`` picks the network: FGLA, or its baseline Animating Landscape
 (``al``, see ``timelapse_d/model_configs/al.yaml``), which shares the generator, the losses
 and the training loop.
@@ -11,15 +12,13 @@ and the training loop.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from timelapse_d.config import read_yaml
+from timelapse_d.config_loader import from_mapping, read_yaml, to_dict, with_overrides
 from timelapse_d.errors import ConfigError
 from timelapse_d.flow.backends import BACKENDS
 
@@ -234,71 +233,14 @@ def load_fgla_config(
     data = read_yaml(source, "FGLA config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"FGLA config {source} must be a mapping of sections")
-    for key, value in (overrides or {}).items():
-        *parents, leaf = key.split(".")
-        target = data
-        for name in parents:
-            target = target.setdefault(name, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"FGLA config: {name!r} in {key!r} is not a section")
-        target[leaf] = value
-    return fgla_config_from_dict(data)
+    return fgla_config_from_dict(with_overrides(data, overrides or {}))
 
 
 def fgla_config_from_dict(data: Mapping[str, Any]) -> FGLAConfig:
     """Build a config from nested mappings (a YAML file, or :func:`config_to_dict` output)."""
-    return _build(FGLAConfig, data, "")
+    return from_mapping(FGLAConfig, data, "FGLA config")
 
 
 def config_to_dict(config: FGLAConfig) -> dict[str, Any]:
     """Nested plain dict (tuples as lists) for YAML/JSON and checkpoints."""
-    return _plain(dataclasses.asdict(config))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"FGLA config: {prefix.rstrip('.') or 'the file'} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        valid = ", ".join(prefix + name for name in hints)
-        raise ConfigError(f"unknown FGLA config key {prefix + unknown[0]!r}; valid: {valid}")
-    values = {}
-    for name, value in data.items():
-        kind, key = hints[name], prefix + name
-        if dataclasses.is_dataclass(kind):
-            values[name] = _build(kind, value, key + ".")
-        else:
-            values[name] = _coerce(key, value, kind)
-    return cls(**values)
-
-
-def _coerce(key: str, value: Any, kind: Any) -> Any:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is bool and isinstance(value, bool):
-        return value
-    if kind is int and number and float(value).is_integer():
-        return int(value)
-    if kind is float and number:
-        return float(value)
-    if kind is float and isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if kind is str and isinstance(value, str):
-        return value
-    if typing.get_origin(kind) is tuple and isinstance(value, list | tuple):
-        items = typing.get_args(kind)
-        if len(items) == 2 and items[1] is Ellipsis:  # tuple[int, ...]: any length
-            items = (items[0],) * len(value)
-        if len(value) == len(items):
-            return tuple(_coerce(key, v, t) for v, t in zip(value, items, strict=True))
-    name = getattr(kind, "__name__", str(kind))
-    raise ConfigError(f"FGLA config: {key} expects {name}, got {value!r}")
+    return to_dict(config)

@@ -26,6 +26,7 @@ from timelapse_d.executors import Executor, LocalExecutor, Resources
 from timelapse_d.media.decode import prefetched
 from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.sampling import Sampling, sample_clip
+from timelapse_d.precompute.settings import PrecomputeConfig
 from timelapse_d.publish.card import write_card
 from timelapse_d.runs import RunDir
 from timelapse_d.shards.fields import (
@@ -46,7 +47,7 @@ BACKENDS = {
     "flow": ("dis", "flownet2", "raft", "truth"),
     "mask": ("hrnet", "truth"),
 }
-DEFAULT_BACKEND = {"frames": "decode", "flow": "dis", "mask": "hrnet"}
+DEFAULT_BACKEND = {field: getattr(PrecomputeConfig(), f"{field}_backend") for field in FIELDS}
 
 
 @dataclass(frozen=True)
