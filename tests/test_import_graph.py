@@ -113,3 +113,15 @@ def test_synthetic_source_and_precompute_do_not_import_each_other() -> None:
         if a.startswith("timelapse_d.synth") and b.startswith("timelapse_d.precompute")
     ]
     assert edges == []
+
+
+def test_shards_sit_below_the_stages_that_write_and_read_them() -> None:
+    """The shard formats import no stage, no precompute backend, no model and no generator."""
+    above = ("stages", "precompute", "synth", "fgla", "pipeline", "publish", "cli")
+    edges = [
+        (a, b)
+        for a, targets in import_graph().items()
+        for b in targets
+        if a.startswith("timelapse_d.shards") and b.removeprefix("timelapse_d.").startswith(above)
+    ]
+    assert edges == []
