@@ -2,7 +2,10 @@
 
 Every ``import`` counts, at module level and inside functions (a lazy import still ties two
 modules together, and a cycle through one breaks as soon as it moves up); only those under
-``if TYPE_CHECKING:`` are left out, as they never run.
+``if TYPE_CHECKING:`` are left out, as they never run. ``from package import submodule`` is an
+edge to the submodule; the package's ``__init__`` that Python runs first is not counted (it runs
+for every submodule import, so counting it would flag every package that re-exports its
+modules).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def imported_names(path: Path, module: str) -> set[str]:
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([node.module] if node.module else []))
-            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+            names |= {f"{base}.{alias.name}" for alias in node.names}
         stack += ast.iter_child_nodes(node)
     return names
 
