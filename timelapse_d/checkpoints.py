@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from numpy._core.multiarray import scalar
 from torch import nn
 
 from timelapse_d.errors import DataError
 
 # Numpy scalars some training scripts store beside the weights (e.g. a best validation error).
-_SAFE_NUMPY_GLOBALS = [
+_SAFE_NUMPY_GLOBALS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
     np.dtype,
     type(np.dtype(np.float64)),
     type(np.dtype(np.float32)),
-    np._core.multiarray.scalar,
-    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+    scalar,
+    (scalar, "numpy.core.multiarray.scalar"),
 ]
 
 

@@ -414,7 +414,7 @@ def _direct_info(candidate: Candidate) -> dict[str, Any]:
 
 def _merge_info(meta: Provenance, info: dict[str, Any]) -> Provenance:
     """Fill provenance the source did not give from what yt-dlp read on the page."""
-    found = {
+    found: dict[str, Any] = {
         "page_url": info.get("webpage_url"),
         "owner_id": info.get("channel_id") or info.get("uploader_id"),
         "owner_name": info.get("channel") or info.get("uploader"),

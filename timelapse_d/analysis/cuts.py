@@ -61,7 +61,8 @@ class OnePassAdaptiveDetector(AdaptiveDetector):
         if previous is None:
             return 0.0
         pixels = float(hsv.shape[0] * hsv.shape[1])
-        hue, sat, lum, _ = cv2.sumElems(cv2.absdiff(hsv, previous))
+        # OpenCV's stubs allow a bare float; sumElems returns a 4-tuple.
+        hue, sat, lum, _ = cv2.sumElems(cv2.absdiff(hsv, previous))  # type: ignore[misc]
         components = (hue / pixels, sat / pixels, lum / pixels, 0.0)  # ContentDetector's order
         weights = ContentDetector.DEFAULT_COMPONENT_WEIGHTS
         # Added left to right, as PySceneDetect adds its NumPy scalars: Python 3.12's sum() of

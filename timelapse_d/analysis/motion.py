@@ -236,9 +236,10 @@ class MotionAnalyzer:
         if len(p0) == 0:
             return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
         win = (int(round(cfg.lk_window * width / REFERENCE_WIDTH)) | 1,) * 2
-        lk = {"winSize": win, "maxLevel": cfg.lk_levels}
-        p1, st1, _ = cv2.calcOpticalFlowPyrLK(g0, g1, p0, None, **lk)
-        pb, st2, _ = cv2.calcOpticalFlowPyrLK(g1, g0, p1, None, **lk)
+        levels = cfg.lk_levels
+        # OpenCV's stubs refuse nextPts=None, which OpenCV documents (it allocates the output).
+        p1, st1, _ = cv2.calcOpticalFlowPyrLK(g0, g1, p0, None, winSize=win, maxLevel=levels)  # type: ignore[call-overload]
+        pb, st2, _ = cv2.calcOpticalFlowPyrLK(g1, g0, p1, None, winSize=win, maxLevel=levels)  # type: ignore[call-overload]
         fb = np.linalg.norm((pb - p0).reshape(-1, 2), axis=1)
         ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < cfg.max_fb_error * width)
         return p0.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]

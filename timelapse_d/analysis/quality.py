@@ -50,12 +50,14 @@ def blur_estimate(gray: np.ndarray) -> float | None:
     # Vertical neighbour differences against a vertical blur, horizontal likewise.
     for ksize, shifted in (((1, BLUR_TAPS), _rows_apart), ((BLUR_TAPS, 1), _columns_apart)):
         original = cv2.absdiff(*shifted(image))
-        total = cv2.sumElems(original)[0]
+        # OpenCV's stubs allow a bare float; sumElems returns a 4-tuple.
+        total = cv2.sumElems(original)[0]  # type: ignore[index]
         if total < MIN_CONTRAST * original.size:
             return None
         reblurred = cv2.absdiff(*shifted(cv2.blur(image, ksize)))
         # Kept contrast: each difference counts up to its size before the re-blur.
-        estimates.append(cv2.sumElems(cv2.min(original, reblurred))[0] / total)
+        kept = cv2.sumElems(cv2.min(original, reblurred))[0]  # type: ignore[index]
+        estimates.append(kept / total)
     return max(estimates)
 
 

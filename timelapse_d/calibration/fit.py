@@ -99,7 +99,7 @@ def _scores(rows: Sequence[Mapping[str, Any]], column: str) -> np.ndarray:
 class Dataset:
     """Labelled clips as score columns, with each reason's positives and the keeps."""
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]], labels: Mapping[str, Label]) -> None:
+    def __init__(self, rows: Sequence[dict[str, Any]], labels: Mapping[str, Label]) -> None:
         self.rows = [r for r in rows if r["clip_id"] in labels]
         self.labels = [labels[r["clip_id"]] for r in self.rows]
         self.groups = np.array([r["video_id"] for r in self.rows])
@@ -153,7 +153,7 @@ def fit_rule(rule: Rule, data: Dataset, rows: np.ndarray, config: FilterConfig) 
 
 def fit(data: Dataset, rows: np.ndarray, config: FilterConfig) -> FilterConfig:
     """The build's filter config with every rule's limits fitted on `rows`."""
-    fitted: dict[str, float] = {}
+    fitted: dict[str, Any] = {}  # FilterConfig field -> fitted limit
     for rule in RULES:
         fitted.update(fit_rule(rule, data, rows, config))
     return dataclasses.replace(config, **fitted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -72,7 +73,7 @@ def _cell(share: tuple[float, float, float]) -> str:
     return "-" if np.isnan(p) else f"{p:.2f} [{low:.2f}-{high:.2f}]"
 
 
-def _disagreements(pairs: list[tuple[dict, Label]], config: FilterConfig) -> list[str]:
+def _disagreements(pairs: list[tuple[dict[str, Any], Label]], config: FilterConfig) -> list[str]:
     """One line per labelled clip that `config` decides otherwise than its label."""
     lines = []
     for row, label in pairs:

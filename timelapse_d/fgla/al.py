@@ -96,6 +96,7 @@ class CodeConditionedPredictor(MotionGenerator):
         # the generator's first conv takes latent_dim + 3 channels: image ++ code
         super().__init__(dataclasses.replace(config, latent_dim=code_dim))
         for block in self.down[1:]:
+            assert isinstance(block, nn.Sequential)  # conv_block: conv, norm, activation
             block[0] = _widened(block[0], code_dim)
 
     def forward(self, image: Tensor, code: Tensor) -> Tensor:  # type: ignore[override]
@@ -106,14 +107,17 @@ class CodeConditionedPredictor(MotionGenerator):
         return self.decode(skips)
 
 
-def _widened(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
-    """A fresh conv like ``conv`` taking ``extra`` more input channels."""
+def _widened(conv: nn.Module, extra: int) -> nn.Conv2d:
+    """A fresh conv like ``conv`` (a conv_block's Conv2d) taking ``extra`` more input
+    channels."""
+    assert isinstance(conv, nn.Conv2d) and not isinstance(conv.padding, str)
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
     return nn.Conv2d(
         conv.in_channels + extra,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
+        (kh, kw),
+        (sh, sw),
+        (ph, pw),
         padding_mode=conv.padding_mode,
     )
 

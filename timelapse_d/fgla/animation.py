@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.stream import VideoStream
 from PIL import Image
 from torch import Tensor
 
@@ -43,7 +44,8 @@ def iter_frames(
     ``step_flow`` (1 x 2 x h x w, grid units, scaled by ``speed``); frame 0 is the image."""
     with torch.no_grad():
         source = image.float()
-        flow = resize_flow(step_flow.float(), tuple(image.shape[-2:]), "bilinear") * speed
+        size = (image.shape[-2], image.shape[-1])
+        flow = resize_flow(step_flow.float(), size, "bilinear") * speed
         accumulated = torch.zeros_like(flow)
         yield source
         for _ in range(frames - 1):
@@ -69,7 +71,7 @@ def iter_recurrent_frames(
     that size (I_0 warped by F_0->t-1 composed at that size), scaled by ``speed``."""
     with torch.no_grad():
         source, model_input = image.float(), small.float()
-        size = tuple(source.shape[-2:])
+        size = (source.shape[-2], source.shape[-1])
         accumulated = torch.zeros(1, 2, *size, device=source.device)
         accumulated_small = torch.zeros(1, 2, *model_input.shape[-2:], device=source.device)
         yield source
@@ -124,10 +126,11 @@ def write_video(frames: Iterable[np.ndarray], path: Path, fps: float = 12.0) -> 
     first = next(source, None)
     if first is None:
         raise ValueError("no frames to write")
+    container_codec = VIDEO_FORMATS[suffix]
     with atomic_path(path) as tmp:
-        if suffix == ".gif":
+        if container_codec is None:
             return _write_gif(chain([first], source), tmp, fps)
-        return _write_av(chain([first], source), tmp, fps, *VIDEO_FORMATS[suffix])
+        return _write_av(chain([first], source), tmp, fps, *container_codec)
 
 
 def _write_av(
@@ -138,6 +141,7 @@ def _write_av(
     options = {"movflags": "+faststart"} if container == "mp4" else {}
     with av.open(str(path), "w", format=container, options=options) as out:
         stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        assert isinstance(stream, VideoStream)  # the codecs of VIDEO_FORMATS are video codecs
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "20"} if codec == "libx264" else {"crf": "32", "b": "0"}
         for frame in frames:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
-from torch import Tensor, nn
+from torch import Tensor
 
+from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.config import ModelConfig
 from timelapse_d.fgla.data import clip_shards
 from timelapse_d.fgla.warp import pixel_to_grid, resize_flow
@@ -64,7 +65,7 @@ def codebook_latents(codebook: Tensor | np.ndarray, index: int, groups: int) -> 
     return book[index].expand(groups, -1).clone()
 
 
-def field_codes(model: nn.Module, fields: Mapping[str, Tensor]) -> np.ndarray:
+def field_codes(model: AnimatingLandscape, fields: Mapping[str, Tensor]) -> np.ndarray:
     """The code of each clip's common motion field (M x code_dim, in key order): the clip's
     latest code, from which Animating Landscape builds its codebook."""
     if not fields:
@@ -76,7 +77,7 @@ def field_codes(model: nn.Module, fields: Mapping[str, Tensor]) -> np.ndarray:
     return latents[:, 0].cpu().double().numpy()
 
 
-def clip_codes(model: nn.Module, shard_dir: Path, config: ModelConfig) -> np.ndarray:
+def clip_codes(model: AnimatingLandscape, shard_dir: Path, config: ModelConfig) -> np.ndarray:
     """One code per clip of the build (M x code_dim): the mean of the codes ``model`` (an
     :class:`~timelapse_d.fgla.al.AnimatingLandscape`) gives the clip's frame pairs, the
     latent of a training video from which the codebook is built."""

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.animation import iter_frames, iter_recurrent_frames
 from timelapse_d.fgla.config import FGLAConfig
-from timelapse_d.fgla.model import encoder_inputs
+from timelapse_d.fgla.model import FGLA, encoder_inputs
 from timelapse_d.segment.groups import GROUP_NAMES
+
+# Either kind of motion model: both encode flow into latents and generate flow from them.
+MotionNetwork: TypeAlias = FGLA | AnimatingLandscape
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Reference:
     masks: Tensor
 
 
-def pair_latents(model: nn.Module, reference: Reference) -> tuple[Tensor, Tensor]:
+def pair_latents(model: MotionNetwork, reference: Reference) -> tuple[Tensor, Tensor]:
     """Z of each frame pair of a reference (P x G x latent_dim) and ``present`` (P x G bool):
     whether the pair has the group (an absent group's z is 0)."""
     device = _device(model)
@@ -45,7 +50,7 @@ def pair_latents(model: nn.Module, reference: Reference) -> tuple[Tensor, Tensor
         return model.encode(flow, masks)
 
 
-def reference_latents(model: nn.Module, reference: Reference) -> tuple[Tensor, Tensor]:
+def reference_latents(model: MotionNetwork, reference: Reference) -> tuple[Tensor, Tensor]:
     """Z (G x latent_dim) of a reference, each group's latent averaged over the pairs where
     the group is present, and ``present`` (G bool): whether any pair has the group."""
     return _average(*pair_latents(model, reference))
@@ -59,7 +64,7 @@ def _average(latents: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
     return mean, present.any(0)
 
 
-def still_latents(model: nn.Module) -> Tensor:
+def still_latents(model: MotionNetwork) -> Tensor:
     """Z (G x latent_dim) of no motion: each group's latent of a zero flow over the whole
     encoder input (the latent a still region is trained with)."""
     config = model.config
@@ -88,7 +93,7 @@ class Motion:
 
 
 def chosen_motion(
-    model: nn.Module, choice: Mapping[str, Reference], per_pair: bool = False
+    model: MotionNetwork, choice: Mapping[str, Reference], per_pair: bool = False
 ) -> Motion:
     """The motion of each group named in ``choice`` (group name -> reference) taken from its
     reference; every other group, and a group its reference lacks, holds still. Without
@@ -114,13 +119,15 @@ def chosen_motion(
     return Motion(z, moving)
 
 
-def region_latents(model: nn.Module, choice: Mapping[str, Reference]) -> Tensor:
+def region_latents(model: MotionNetwork, choice: Mapping[str, Reference]) -> Tensor:
     """Z (G x latent_dim) of :func:`chosen_motion` with each latent averaged over its
     reference's pairs."""
     return chosen_motion(model, choice).latents[0]
 
 
-def _latent_rows(model: nn.Module, reference: Reference, per_pair: bool) -> tuple[Tensor, Tensor]:
+def _latent_rows(
+    model: MotionNetwork, reference: Reference, per_pair: bool
+) -> tuple[Tensor, Tensor]:
     """Per-pair latents P x G x D (a group absent from a pair: its average), or the averages
     1 x G x D; and ``present`` (G bool)."""
     latents, in_pair = pair_latents(model, reference)
@@ -130,7 +137,7 @@ def _latent_rows(model: nn.Module, reference: Reference, per_pair: bool) -> tupl
     return torch.where(in_pair.unsqueeze(2), latents, mean), present
 
 
-def generate_flow(model: nn.Module, image: Tensor, masks: Tensor, latents: Tensor) -> Tensor:
+def generate_flow(model: MotionNetwork, image: Tensor, masks: Tensor, latents: Tensor) -> Tensor:
     """Flow (N x 2 x S x S, grid units) for images N x 3 x S x S in [-1, 1] and their one-hot
     masks N x G x S x S, driven by latents Z (G x latent_dim, shared by the batch)."""
     model.eval()
@@ -139,7 +146,9 @@ def generate_flow(model: nn.Module, image: Tensor, masks: Tensor, latents: Tenso
         return model.generate(image, batch, masks.to(image))
 
 
-def step_flow(model: nn.Module, motion: Motion, step: int, image: Tensor, masks: Tensor) -> Tensor:
+def step_flow(
+    model: MotionNetwork, motion: Motion, step: int, image: Tensor, masks: Tensor
+) -> Tensor:
     """F_t (N x 2 x S x S, grid units) of generated step ``step`` for frames N x 3 x S x S and
     their one-hot masks: the generator's flow, exactly 0 on groups that do not move."""
     flow = generate_flow(model, image, masks, motion.at(step))
@@ -151,7 +160,7 @@ MasksOf = Callable[[Tensor], Tensor]
 
 
 def motion_frames(
-    model: nn.Module,
+    model: MotionNetwork,
     config: FGLAConfig,
     image: Tensor,
     small: Tensor,
@@ -175,5 +184,5 @@ def motion_frames(
     return iter_recurrent_frames(image, small, flow_at, frames, *options)
 
 
-def _device(model: nn.Module) -> torch.device:
+def _device(model: MotionNetwork) -> torch.device:
     return next(model.parameters()).device

@@ -99,7 +99,7 @@ def latent_map(latents: Tensor, masks: Tensor) -> Tensor:
 
 def conv_block(
     in_ch: int, out_ch: int, kernel: int, stride: int, cfg: ModelConfig, norm: bool = True
-) -> nn.Module:
+) -> nn.Sequential:
     """Conv, instance norm (unless ``norm`` is false), LeakyReLU."""
     return nn.Sequential(
         nn.Conv2d(

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from timelapse_d.fgla.animation import uint8_frames, write_video
 from timelapse_d.fgla.config import FGLAConfig
-from timelapse_d.fgla.inference import Reference, chosen_motion, motion_frames
+from timelapse_d.fgla.inference import MotionNetwork, Reference, chosen_motion, motion_frames
 from timelapse_d.fgla.warp import pixel_to_grid
 from timelapse_d.segment.groups import GROUP_NAMES
 
@@ -59,7 +58,7 @@ class TrainMonitor:
             return None
         return SummaryWriter(str(self.out / TENSORBOARD))
 
-    def record(self, row: dict[str, float], model: nn.Module, batch: dict[str, Any]) -> None:
+    def record(self, row: dict[str, float], model: MotionNetwork, batch: dict[str, Any]) -> None:
         """Log one optimizer step; animate a sample when one is due."""
         if not self.active:
             return
@@ -76,7 +75,7 @@ class TrainMonitor:
         if every and step % every == 0:
             self.write_sample(model, step)
 
-    def write_sample(self, model: nn.Module, step: int) -> Path:
+    def write_sample(self, model: MotionNetwork, step: int) -> Path:
         """Animate the held training image with its own motion; returns the video's path."""
         assert self._sample is not None
         device = next(model.parameters()).device

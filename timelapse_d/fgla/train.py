@@ -31,9 +31,11 @@ from torch.utils.data import DataLoader
 
 from timelapse_d.checkpoints import CheckpointError
 from timelapse_d.errors import ConfigError
+from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.codebook import build_codebook, clip_codes, field_codes
 from timelapse_d.fgla.config import FGLAConfig, config_to_dict, fgla_config_from_dict
 from timelapse_d.fgla.data import FGLAStream, StreamConfig, collate
+from timelapse_d.fgla.inference import MotionNetwork
 from timelapse_d.fgla.losses import training_losses
 from timelapse_d.fgla.monitor import TrainMonitor
 from timelapse_d.fgla.motion_fields import CommonMotionFields
@@ -146,7 +148,7 @@ class _Run:
 
     config: FGLAConfig
     options: TrainOptions
-    model: torch.nn.Module  # FGLA or AnimatingLandscape
+    model: MotionNetwork
     network: torch.nn.Module  # the model, wrapped in DDP when there are several processes
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -166,12 +168,12 @@ def _loop(run: _Run, position: Position) -> list[dict[str, Any]]:
     while position.step < options.steps:
         for batch in _batches(run.stream, config, options, position):
             fields = run.fields.batch(batch["key"], device) if run.fields else None
+            image_t, image_t1, flow, masks = (
+                batch[k].to(device) for k in ("image_t", "image_t1", "flow", "masks")
+            )
             with autocast(device, run.precision):
                 terms = training_losses(
-                    run.network,
-                    config,
-                    *(batch[k].to(device) for k in ("image_t", "image_t1", "flow", "masks")),
-                    encoder_flow=fields,
+                    run.network, config, image_t, image_t1, flow, masks, encoder_flow=fields
                 )
             if run.fields:
                 run.fields.update(batch["key"], terms.predicted)
@@ -245,14 +247,14 @@ def _final_codebook(run: _Run) -> torch.Tensor | None:
     """Animating Landscape's codebook of the trained model (rank 0 only; None for FGLA): one
     code per training clip (of its latest common motion field, or the mean code of its stored
     flow), reduced by k-means to at most ``model.al.codebook_size``."""
-    model_config = run.config.model
+    model, model_config = run.model, run.config.model
     fields = _gathered_fields(run)
-    if model_config.regional or run.rank != 0:
+    if not isinstance(model, AnimatingLandscape) or run.rank != 0:
         return None
     if fields is not None:
-        codes = field_codes(run.model, fields)
+        codes = field_codes(model, fields)
     else:
-        codes = clip_codes(run.model, run.options.data / "shards", model_config)
+        codes = clip_codes(model, run.options.data / "shards", model_config)
     centres = build_codebook(codes, model_config.al.codebook_size, run.options.seed)
     LOG.info("codebook: %d codes from %d training clips", len(centres), len(codes))
     return torch.from_numpy(centres).float()

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from timelapse_d.checkpoints import CheckpointError, load_strict
 from timelapse_d.errors import ConfigError
 from timelapse_d.fgla.al import AnimatingLandscape
 from timelapse_d.fgla.codebook import codebook_latents
 from timelapse_d.fgla.config import FGLAConfig, fgla_config_from_dict
-from timelapse_d.fgla.inference import Motion
+from timelapse_d.fgla.inference import Motion, MotionNetwork
 from timelapse_d.fgla.model import FGLA
 
 
@@ -29,14 +29,14 @@ from timelapse_d.fgla.model import FGLA
 class TrainedModel:
     """A network in eval mode with the config it was trained under."""
 
-    model: nn.Module
+    model: MotionNetwork
     config: FGLAConfig
     source: Path
     step: int
     codebook: Tensor | None = None  # K x code_dim motion codes (Animating Landscape)
 
 
-def build_model(config: FGLAConfig) -> nn.Module:
+def build_model(config: FGLAConfig) -> MotionNetwork:
     """The network ``config`` describes (``model.kind``: FGLA or Animating Landscape)."""
     if config.model.kind == "al":
         return AnimatingLandscape(config.model)

@@ -33,7 +33,7 @@ class DISBackend:
         if preset not in PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(PRESETS)}")
         self.preset = preset
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow.create(PRESETS[preset])
 
     def backward_flow(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
         check_frames(previous, following)
@@ -43,5 +43,6 @@ class DISBackend:
             # calc(I0, I1) gives I0(p) ~= I1(p + F): I0 is the frame the flow lives on.
             fixed = cv2.cvtColor(following[i], cv2.COLOR_RGB2GRAY)
             moving = cv2.cvtColor(previous[i], cv2.COLOR_RGB2GRAY)
-            flow[i] = self._dis.calc(fixed, moving, None).transpose(2, 0, 1)
+            # OpenCV's stubs refuse flow=None, which allocates the output.
+            flow[i] = self._dis.calc(fixed, moving, None).transpose(2, 0, 1)  # type: ignore[call-overload]
         return flow

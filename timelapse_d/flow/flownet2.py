@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -53,6 +54,10 @@ class _FlowNetBase(nn.Module):
     encoder's level-L skip features and the upsampled coarser flow, and a flow is predicted
     (optionally after an intermediate convolution, as in FlowNetSD and the fusion network).
     """
+
+    if TYPE_CHECKING:
+        # Layers are added by name (the checkpoint's names) and read back as attributes.
+        def __getattr__(self, name: str) -> nn.Module: ...
 
     def _add_convs(self, specs: Sequence[tuple[str, int, int, int, int]]) -> None:
         for name, cin, cout, kernel, stride in specs:

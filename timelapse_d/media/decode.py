@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -111,15 +111,18 @@ def iter_frames(
         decoded.close()
 
 
-def _decoded(path: Path, threads: bool, deblock: str) -> Iterator[tuple[VideoFrame, float]]:
+def _decoded(
+    path: Path, threads: bool, deblock: str
+) -> Generator[tuple[VideoFrame, float], None, None]:
     """Decoded frames of ``path`` with their presentation times in seconds; raises
     DecodeError after the last one when the stream is incomplete (see :func:`iter_frames`)."""
     container, stream = open_video(path, DecodeError)
     with container:
         if threads:
             stream.thread_type = "AUTO"
-        if _SKIP_LOOP_FILTER[deblock]:
-            stream.codec_context.options = {"skip_loop_filter": _SKIP_LOOP_FILTER[deblock]}
+        skip_loop_filter = _SKIP_LOOP_FILTER[deblock]
+        if skip_loop_filter:
+            stream.codec_context.options = {"skip_loop_filter": skip_loop_filter}
         decoder = _PacketDecoder(container, stream)
         rate = float(stream.average_rate or stream.guessed_rate or 1)
         count, first_s, last_s = 0, 0.0, 0.0
@@ -135,7 +138,7 @@ def _decoded(path: Path, threads: bool, deblock: str) -> Iterator[tuple[VideoFra
 _DONE = object()
 
 
-def prefetched(frames: Iterator[T], depth: int = 8) -> Iterator[T]:
+def prefetched(frames: Iterator[T], depth: int = 8) -> Generator[T, None, None]:
     """Run `frames` in a background thread, at most `depth` items ahead of the consumer.
 
     FFmpeg decoding releases the GIL, so the next frames decode while the caller works on the

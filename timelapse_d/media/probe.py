@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -36,7 +37,9 @@ _MAX_PACKETS_FOR_FIRST_FRAME = 300
 _VFR_TOLERANCE = 0.05
 # Metadata that is not valid UTF-8 must not make a video unreadable: PyAV before 19 raises on it
 # unless told to ignore it; PyAV 19 dropped the option and no longer raises.
-_OPEN_OPTIONS = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+_OPEN_OPTIONS: dict[str, Any] = (
+    {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,9 @@ def _same_padding(x: Tensor, kernel: Triple, stride: Triple) -> Tensor:
 class FrozenBatchNorm3d(nn.Module):
     """Batch norm with fixed statistics (inference only, no step counter)."""
 
+    running_mean: Tensor
+    running_var: Tensor
+
     def __init__(self, channels: int, eps: float = BN_EPS) -> None:
         super().__init__()
         self.eps = eps

@@ -105,7 +105,7 @@ class LPIPS(nn.Module):
         total = a.new_zeros(a.shape[0])
         for index, features in enumerate(taps):
             fa, fb = features.chunk(2)
-            weighted = self.heads[f"lin{index}"]["model"]((_unit(fa) - _unit(fb)) ** 2)
+            weighted = self.heads.get_submodule(f"lin{index}.model")((_unit(fa) - _unit(fb)) ** 2)
             total = total + weighted.mean(dim=(1, 2, 3))
         return total
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -19,13 +19,12 @@ except ImportError as exc:  # the `report` extra
 KEPT_COLOUR = "#2a9d8f"
 REJECTED_COLOUR = "#9a9a9a"
 THRESHOLD_COLOUR = "#d62828"
-_SVG_PARAMS = {"svg.fonttype": "none", "svg.hashsalt": "timelapse-d"}
 
 
 def _svg(figure: Figure) -> bytes:
     import matplotlib
 
-    with matplotlib.rc_context(_SVG_PARAMS):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "timelapse-d"}):
         buffer = io.BytesIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
@@ -100,7 +99,7 @@ def score_histograms(panels: list[tuple[str, np.ndarray, np.ndarray, float, str]
     return _svg(figure)
 
 
-def size_histogram(sizes: dict[str, Sequence[int]], title: str) -> bytes:
+def size_histogram(sizes: Mapping[str, Sequence[int]], title: str) -> bytes:
     """Shard sizes (MB) per field."""
     figure = Figure(figsize=(6.4, 2.8), layout="constrained")
     axes = figure.subplots()

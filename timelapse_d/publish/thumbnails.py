@@ -8,12 +8,14 @@ to the keyframe before it and a decode up to its timestamp.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import cv2
 import numpy as np
+from av.video.frame import VideoFrame
 
 from timelapse_d.media.probe import quarter_turns
 
@@ -60,13 +62,15 @@ def _from_source(path: Path, clips: list[dict[str, Any]]) -> dict[str, list[byte
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         half_frame = 0.5 / float(stream.average_rate or 25)
-        frames = iter(())
+        time_base = stream.time_base
+        assert time_base is not None  # a demuxed stream has one
+        frames: Iterator[VideoFrame] = iter(())
         position = float("inf")  # time of the last decoded frame
         for time_s, clip_id, slot in wanted:
             if not position - half_frame <= time_s < position + SEEK_GAP_S:
-                container.seek(max(int(time_s / stream.time_base), 0), stream=stream)
+                container.seek(max(int(time_s / time_base), 0), stream=stream)
                 frames = container.decode(stream)
-            frame = None
+            frame: VideoFrame | None = None
             for frame in frames:
                 position = frame.time if frame.time is not None else position
                 if position >= time_s - half_frame:

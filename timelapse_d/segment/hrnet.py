@@ -116,6 +116,7 @@ class HighResolutionModule(nn.Module):
         xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         fused = []
         for dst, row in enumerate(self.fuse_layers):
+            assert isinstance(row, nn.ModuleList)  # one layer per source branch
             size = xs[dst].shape[-2:]
             terms = [_resize(layer(x), size) for layer, x in zip(row, xs, strict=True)]
             fused.append(F.relu(sum(terms[1:], terms[0])))

@@ -14,12 +14,11 @@ beside it have the formats of :mod:`timelapse_d.shards.fields`, which
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -135,7 +134,7 @@ def _write_shards(clip_shard: Path, samples: dict[str, list[dict[str, Any]]]) ->
     """The clip shard, then its field shards (each read back and checked against its keys)."""
     keys = [sample["__key__"] for sample in samples["clips"]]
 
-    def write(fh: io.BufferedWriter) -> None:
+    def write(fh: IO[bytes]) -> None:
         write_samples(fh, samples["clips"])
 
     write_atomic(clip_shard, write)

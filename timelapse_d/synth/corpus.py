@@ -132,12 +132,14 @@ def encode_frames(
         "-map_metadata", "-1", str(path),
     ]  # fmt: skip
     with subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        stdin, stderr = proc.stdin, proc.stderr
+        assert stdin is not None and stderr is not None  # both are pipes
         try:
             for frame in frames:
-                proc.stdin.write(frame.tobytes())
+                stdin.write(frame.tobytes())
         finally:
-            proc.stdin.close()
-            error = proc.stderr.read().decode(errors="replace")
+            stdin.close()
+            error = stderr.read().decode(errors="replace")
     if proc.returncode:
         raise RuntimeError(f"ffmpeg failed writing {path}: {error.strip()}")
 

@@ -164,7 +164,7 @@ def night_painter(layout: Layout, pole: tuple[float, float], scale: float) -> Pa
         sky = lerp(NIGHT.sky_top, NIGHT.sky_horizon, t)
         haze = 6.0 * smoothstep(0.5, 2.0, fbm(rng, shape, 60.0 * scale, slope=1.5))
         stars = star_field(rng, shape, 0.006 / scale**2, max(0.6, 0.7 * scale))
-        return sky + (haze + stars)[..., None] * np.float32([0.95, 0.97, 1.0])
+        return sky + (haze + stars)[..., None] * np.asarray([0.95, 0.97, 1.0], np.float32)
 
     return paint
 
@@ -179,7 +179,7 @@ def ground_painter(layout: Layout, palette: Palette, scale: float) -> Painter:
         near_row = np.interp(cols, index, layout.near)
         far = lerp(palette.far, palette.sky_horizon, 0.25)
         depth = np.clip((rows - near_row) / (0.4 * max(layout.horizon, 1.0)), 0.0, 1.0)
-        near = lerp(palette.near, np.float32(palette.near) * 1.25, depth)
+        near = lerp(palette.near, np.asarray(palette.near, np.float32) * 1.25, depth)
         colour = np.where((rows < near_row)[..., None], far, near)
         texture = 1.0 + 0.15 * fbm(rng, shape, 40.0 * scale, slope=1.4)
         texture += 0.08 * fbm(rng, shape, 4.0 * scale, slope=0.9)
@@ -197,7 +197,8 @@ def water_painter(layout: Layout, palette: Palette, scale: float) -> Painter:
         top = layout.water_top if layout.water_top is not None else layout.horizon
         depth = np.clip((rows - top) / max(float(layout.near.mean()) - top, 1.0), 0.0, 1.0)
         surface = lerp(palette.water, palette.sky_horizon, 0.35)
-        colour = lerp(surface, np.float32(palette.water) * 0.75, np.broadcast_to(depth, shape))
+        deep = np.asarray(palette.water, np.float32) * 0.75
+        colour = lerp(surface, deep, np.broadcast_to(depth, shape))
         streaks = fbm(rng, shape, 30.0 * scale, slope=1.2, stretch=6.0)
         fine = fbm(rng, shape, 4.0 * scale, slope=0.8, stretch=4.0)
         shade = 1.0 + 0.12 * streaks + 0.15 * fine
@@ -215,7 +216,7 @@ def tree_painter(palette: Palette, scale: float) -> Painter:
         clumps = fbm(rng, shape, 10.0 * scale, slope=1.2)
         leaves = fbm(rng, shape, 2.5 * scale, slope=0.6)
         shade = np.clip(0.75 + 0.25 * clumps + 0.3 * leaves, 0.2, 1.8)
-        return np.float32(palette.tree) * shade[..., None]
+        return np.asarray(palette.tree, np.float32) * shade[..., None]
 
     return paint
 

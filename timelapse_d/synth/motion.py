@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import cv2
 import numpy as np
 
 
 class Motion(Protocol):
-    """World -> texture coordinates of one region at local frame `k`, and back."""
+    """World -> texture coordinates of one region at local frame `k`, and back.
+
+    Every motion is a dataclass: its fields are its JSON form (:func:`motion_to_dict`).
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     def forward(self, k: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -90,7 +95,7 @@ class Wave:
         return u + self.vx * k + self._shift(k, v), v
 
 
-MOTION_TYPES: dict[str, type] = {"drift": Drift, "rotate": Rotate, "wave": Wave}
+MOTION_TYPES: dict[str, type[Motion]] = {"drift": Drift, "rotate": Rotate, "wave": Wave}
 
 
 def motion_to_dict(motion: Motion) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def fbm(
@@ -40,12 +41,12 @@ def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+def lerp(a: ArrayLike, b: ArrayLike, t: ArrayLike) -> np.ndarray:
     """Linear blend of colours `a` and `b`; `t` (H, W) broadcasts over the channel axis."""
-    t = np.asarray(t, dtype=np.float32)
-    if t.ndim == 2:
-        t = t[..., None]
-    return (np.asarray(a, np.float32) * (1.0 - t) + np.asarray(b, np.float32) * t).astype(
+    weight = np.asarray(t, dtype=np.float32)
+    if weight.ndim == 2:
+        weight = weight[..., None]
+    return (np.asarray(a, np.float32) * (1.0 - weight) + np.asarray(b, np.float32) * weight).astype(
         np.float32
     )
 
@@ -59,7 +60,7 @@ def star_field(
     ys = rng.integers(0, h, count)
     xs = rng.integers(0, w, count)
     brightness = np.minimum(40.0 + rng.exponential(70.0, count), 255.0)
-    field = np.zeros(shape, np.float32)
-    np.add.at(field, (ys, xs), brightness.astype(np.float32))
-    field = cv2.GaussianBlur(field, (0, 0), sigma) * (2.0 * np.pi * sigma**2)
+    dots = np.zeros(shape, np.float32)
+    np.add.at(dots, (ys, xs), brightness.astype(np.float32))
+    field = cv2.GaussianBlur(dots, (0, 0), sigma) * (2.0 * np.pi * sigma**2)
     return np.minimum(field, 255.0)

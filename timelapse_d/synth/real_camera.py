@@ -108,8 +108,15 @@ def _ping_pong(frames: np.ndarray, index: int) -> np.ndarray:
     return frames[k if k < len(frames) else period - k]
 
 
+def _read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise RuntimeError(f"cannot read the image {path}")
+    return image
+
+
 def _still(path: Path, width: int) -> np.ndarray:
-    image = cv2.imread(str(path))
+    image = _read_image(path)
     height = round(image.shape[0] * width / image.shape[1])
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
@@ -156,7 +163,7 @@ def _scenes(root: Path) -> dict[str, SceneFn]:
     @functools.lru_cache(maxsize=2)
     def cinemagraph(k: int) -> tuple[np.ndarray, np.ndarray]:
         image = _still(Path(glob.glob(str(cine / str(k) / "image.*"))[0]), 640)
-        mask = cv2.resize(cv2.imread(str(cine / str(k) / "mask.png"), 0), image.shape[1::-1])
+        mask = cv2.resize(_read_image(cine / str(k) / "mask.png", 0), image.shape[1::-1])
         return image, mask
 
     def water(k: int, flow_down: float) -> SceneFn:
@@ -287,9 +294,9 @@ def _trajectory(seg: Segment) -> np.ndarray:
         path[:, 3] = seg.speed * t
     elif seg.camera == "handheld":
         walk = np.cumsum(r.normal(0, seg.speed, (LENGTH + 1, 2)), axis=0)
-        walk = cv2.GaussianBlur(walk, (1, 9), 0) if len(walk) > 9 else walk
+        smooth = cv2.GaussianBlur(walk, (1, 9), 0) if len(walk) > 9 else walk
         jitter = r.normal(0, seg.speed * 0.8, (LENGTH + 1, 2))
-        path[:, :2] = np.clip(walk + jitter, -0.2, 0.2)
+        path[:, :2] = np.clip(smooth + jitter, -0.2, 0.2)
         path[:, 3] = np.cumsum(r.normal(0, seg.speed * 0.3, LENGTH + 1))
     elif seg.camera == "vibration":
         path[:, :2] = r.normal(0, seg.speed, (LENGTH + 1, 2))
@@ -353,7 +360,7 @@ def _render(seg: Segment, layers: Layers, state_at: Callable[[float], np.ndarray
         state = state_at(i + offset)
         far = _warp(layers.far, _matrix(state, velocity, layers.far.shape[:2], out_size,
                                         seg.parallax, seg.rolling_shutter), out_size)  # fmt: skip
-        if layers.near is not None:
+        if layers.near is not None and layers.near_mask is not None:
             near_m = _matrix(state, velocity, layers.near.shape[:2], out_size, 1.0,
                              seg.rolling_shutter)  # fmt: skip
             near = _warp(layers.near, near_m, out_size).astype(np.float32)

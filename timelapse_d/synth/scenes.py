@@ -5,7 +5,7 @@ Speeds and sizes are given for a 384-pixel-wide frame and scale with the frame w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,12 +113,14 @@ def _scene(
     spec: SceneSpec,
     labels: np.ndarray,
     painters: dict[int, Painter],
-    motions: dict[int, Motion],
+    motions: Mapping[int, Motion],
     cameras: np.ndarray | None = None,
-    **extra: object,
+    *,
+    flashes: tuple[int, ...] = (),
+    noise: float = 0.0,
 ) -> Scene:
     cameras = static_camera(spec.length) if cameras is None else cameras
-    return Scene(labels, cameras, motions, painters, _gains(spec), **extra)
+    return Scene(labels, cameras, dict(motions), painters, _gains(spec), flashes, noise)
 
 
 def _day_painters(
@@ -137,6 +139,7 @@ def _ripples(
     rng: np.random.Generator, layout: Layout, height: int, vx: float, amp: float, scale: float
 ) -> Wave:
     """Water drifting by `vx` with ripples growing towards the viewer."""
+    assert layout.water_top is not None, "ripples need a layout with water"
     return Wave(
         vx=vx,
         amp=amp * scale,
@@ -169,7 +172,7 @@ def _water(spec: SceneSpec, shape: tuple[int, int], rng: np.random.Generator) ->
     s = _scale(shape)
     layout = make_layout(rng, shape, spec.horizon, water=True)
     painters = _day_painters(layout, spec, s, float(rng.uniform(0.3, 0.6)))
-    motions = {
+    motions: dict[int, Motion] = {
         SKY: Drift(_signed(rng, 0.2, 0.4) * s),
         WATER: _ripples(rng, layout, shape[0], _signed(rng, 0.5, 1.0) * s, 1.2, s),
     }
@@ -183,7 +186,8 @@ def _sky_and_water(spec: SceneSpec, shape: tuple[int, int], rng: np.random.Gener
     painters = _day_painters(layout, spec, s, float(rng.uniform(0.5, 0.75)))
     sky = _signed(rng, 1.2, 1.8) * s
     water = -np.sign(sky) * float(rng.uniform(0.8, 1.2)) * s
-    motions = {SKY: Drift(sky), WATER: _ripples(rng, layout, shape[0], water, 0.6, s)}
+    ripples = _ripples(rng, layout, shape[0], water, 0.6, s)
+    motions: dict[int, Motion] = {SKY: Drift(sky), WATER: ripples}
     return _scene(spec, layout.labels, painters, motions)
 
 
