@@ -77,7 +77,7 @@ def test_iter_clips_selects_by_id(synthetic_build: Path) -> None:
     chosen = wide["clip_id"]  # an Arrow column works as well as a list
     assert [c.clip_id for c in tld.iter_clips(synthetic_build, chosen)] == chosen.to_pylist()
     rejected = tld.open_manifest(synthetic_build, kept=False)["clip_id"][0].as_py()
-    with pytest.raises(ConfigError, match=f"1 clips not in the shards, e.g. {rejected}"):
+    with pytest.raises(ConfigError, match=f"1 clip not in the shards, e.g. {rejected}"):
         list(tld.iter_clips(synthetic_build, [rejected]))
 
 

@@ -118,8 +118,9 @@ def iter_clips(out: str | Path, clip_ids: Iterable[str] | None = None) -> Iterat
                 yield ClipSample(key, members["mp4"], json.loads(members["json"]))
     missing = sorted(wanted - found)
     if missing:
-        raise ConfigError(f"{root}: {len(missing)} clips not in the shards, e.g. {missing[0]}")
+        count = f"{len(missing)} clip" + ("s" if len(missing) > 1 else "")
+        raise ConfigError(f"{root}: {count} not in the shards, e.g. {missing[0]}")
 
 
 def _kept_ids(out: Path) -> list[str]:
-    return [str(i) for i in open_manifest(out, kept=True, columns=["clip_id"])["clip_id"]]
+    return open_manifest(out, kept=True, columns=["clip_id"])["clip_id"].to_pylist()
