@@ -15,6 +15,7 @@ import pytest
 
 import timelapse_d as tld
 from timelapse_d.config import ConfigError
+from timelapse_d.executors import LocalExecutor
 
 
 def test_import_is_cheap() -> None:
@@ -88,7 +89,7 @@ def test_config_round_trip_and_rebuild(synthetic_build: Path, tmp_path: Path) ->
     assert tld.saved_config(synthetic_build) == config
     out = tmp_path / "out"
     shutil.copytree(synthetic_build, out)
-    summary = tld.build(config, out)
+    summary = tld.build(config, out, LocalExecutor(1))  # any executor writes the same outputs
     assert summary.complete, summary.text()
     statuses = pq.read_table(out / "manifest.parquet")["status"].to_pylist()
     assert (summary.clips_kept, summary.clips_rejected) == (

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from timelapse_d.config import BuildConfig
+    from timelapse_d.executors import Executor
     from timelapse_d.report import Summary
 
 MANIFEST = "manifest.parquet"
@@ -51,12 +52,13 @@ def saved_config(out: str | Path) -> BuildConfig:
     return saved_build_config(Path(out))
 
 
-def build(config: BuildConfig, out: str | Path) -> Summary:
+def build(config: BuildConfig, out: str | Path, executor: Executor | None = None) -> Summary:
     """Run (or resume) the build of ``config`` into ``out``, as ``tld build`` does; returns
-    its summary (``summary.text()`` is what the CLI prints)."""
+    its summary (``summary.text()`` is what the CLI prints). ``executor`` runs the tasks
+    (default: the one the config's ``executor`` key names); it never changes the outputs."""
     from timelapse_d.pipeline import build as run_build
 
-    return run_build(config, Path(out))
+    return run_build(config, Path(out), executor)
 
 
 def open_manifest(
