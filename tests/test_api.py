@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import timelapse_d as tld
-from timelapse_d.config import ConfigError
+from timelapse_d.errors import ConfigError
 from timelapse_d.executors import LocalExecutor
 
 

@@ -1,8 +1,9 @@
 """The Python API for notebooks and scripts: build a dataset, read its tables, iterate its clips.
 
 ``import timelapse_d`` stays cheap: these functions load the pipeline, PyArrow and PyAV only
-when called. Errors are the CLI's: a bad config value or a folder that is not a build raises
-:class:`~timelapse_d.config.ConfigError` with a one-line message.
+when called. Errors are the CLI's, with its one-line messages: a
+:class:`~timelapse_d.errors.ConfigError` for a bad config value or a folder that is not a
+build, a :class:`~timelapse_d.errors.DataError` for a damaged file (both are ``TldError``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def iter_clips(out: str | Path, clip_ids: Iterable[str] | None = None) -> Iterat
     (e.g. ``open_manifest(out, kept=True)["clip_id"]`` filtered by any column). Each shard is
     read once, front to back; a clip named but not found in the shards raises ConfigError
     after the others."""
-    from timelapse_d.config import ConfigError
+    from timelapse_d.errors import ConfigError
     from timelapse_d.precompute.fields import iter_samples
 
     root = Path(out)
