@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from timelapse_d.version import __version__
 
 __all__ = [
+    "__version__",
     "ClipSample",
     "build",
     "iter_clips",

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.parquet"
 VIDEOS = "videos.parquet"
-CLIP_SHARDS = "shards/clips-*.tar"
 
 
 def load_config(
@@ -109,12 +108,13 @@ def iter_clips(out: str | Path, clip_ids: Iterable[str] | None = None) -> Iterat
     read once, front to back; a clip named but not found in the shards raises ConfigError
     after the others."""
     from timelapse_d.errors import ConfigError
-    from timelapse_d.precompute.fields import iter_samples
+    from timelapse_d.shards.naming import clip_shards
+    from timelapse_d.shards.tar import iter_samples
 
     root = Path(out)
     wanted = set(_kept_ids(root) if clip_ids is None else (str(i) for i in clip_ids))
     found: set[str] = set()
-    for shard in sorted(root.glob(CLIP_SHARDS)):
+    for shard in clip_shards(root / "shards"):
         for key, members in iter_samples(shard):
             if key in wanted:
                 found.add(key)

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from timelapse_d import __version__
 from timelapse_d.acquire.provenance import attribution_lines, load_records
 from timelapse_d.manifest import REJECT_REASONS, read_rows
 from timelapse_d.publish.scores import saved_config, thresholds_in
 from timelapse_d.report import summarize
 from timelapse_d.runs import RunDir, write_atomic
+from timelapse_d.version import __version__
 
 CARD_NAME = "README.md"
 # (configuration, shard prefix, what a row holds)

@@ -23,7 +23,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from timelapse_d import __version__
 from timelapse_d.config import FilterConfig
 from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import read_rows
@@ -32,6 +31,7 @@ from timelapse_d.publish.scores import Threshold, saved_config, thresholds_in
 from timelapse_d.publish.thumbnails import clip_thumbnails
 from timelapse_d.runs import write_atomic
 from timelapse_d.stages.filter import reject_reasons
+from timelapse_d.version import __version__
 
 REPORT_NAME = "report.html"
 GALLERY_SIZE = 8  # clips shown per reason
