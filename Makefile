@@ -34,6 +34,7 @@ demo: install
 
 test: install-all label-studio
 	ruff check timelapse_d tests benchmarks
+	$(PYTHON) -m mypy
 	TLD_LABEL_STUDIO_VENV=$(abspath $(LABEL_STUDIO_VENV)) $(PYTHON) -m pytest -q
 	$(MAKE) test-newest
 

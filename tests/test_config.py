@@ -131,12 +131,16 @@ def test_build_and_train_overrides_follow_one_rule(
         ("train.precision=", "train.precision needs a value"),
         ("train.bogus=1", "unknown FGLA config key 'train.bogus'"),
         ("train.lr.x=1", "train.lr is not a section"),
+        (
+            "model.generator.padding_mode=circular",
+            "model.generator.padding_mode must be one of reflect, zeros, replicate, got 'circular'",
+        ),
     ],
 )
 def test_build_and_train_refuse_what_does_not_fit_alike(item: str, message: str) -> None:
     overrides = parse_set([item])
     with pytest.raises(ConfigError, match=message):
-        if item.startswith(("train.", "loss.")):
+        if item.startswith(("train.", "loss.", "model.")):
             load_fgla_config(overrides=overrides)
         else:
             resolve_config(source="local", overrides=overrides)

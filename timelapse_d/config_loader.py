@@ -131,7 +131,7 @@ def from_mapping(cls: type[Any], data: Any, what: str = "config", prefix: str = 
     values = {}
     for name, value in data.items():
         kind, key = hints[name], prefix + name
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[name] = from_mapping(kind, value, what, key + ".")
         else:
             values[name] = coerce(key, value, kind, _default(fields[name]))
@@ -150,7 +150,7 @@ def valid_keys(cls: type[Any], prefix: str = "") -> list[str]:
     keys: list[str] = []
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             keys += valid_keys(kind, f"{prefix}{f.name}.")
         else:
             keys.append(f"{prefix}{f.name}")
@@ -190,6 +190,9 @@ def coerce(key: str, value: Any, kind: Any, default: Any = None) -> Any:
             return None
         (kind,) = [option for option in options if option is not type(None)]
     converted = _convert(key, value, kind)
+    if converted is _MISFIT and typing.get_origin(kind) is typing.Literal:
+        allowed = ", ".join(str(choice) for choice in typing.get_args(kind))
+        raise ConfigError(f"{key} must be one of {allowed}, got {value!r}")
     if converted is _MISFIT:
         name = getattr(kind, "__name__", str(kind))
         article = "an" if name[0] in "aeiou" else "a"
@@ -216,6 +219,8 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
         text = isinstance(value, int | datetime.date) and not isinstance(value, bool)
         return str(value) if text else _MISFIT
     origin, items = typing.get_origin(kind), typing.get_args(kind)
+    if origin is typing.Literal:
+        return value if value in items else _MISFIT
     if origin in (list, tuple) and isinstance(value, list | tuple):
         if origin is list:
             items = items * len(value)

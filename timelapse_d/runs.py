@@ -52,7 +52,7 @@ class RunLocked(ConfigError):
 
 def host_error_text(text: str | None) -> bool:
     """True when a tool's message (ffmpeg's stderr) reports a failure of the machine."""
-    return bool(text) and any(os.strerror(code) in text for code in HOST_ERRNOS)
+    return text is not None and any(os.strerror(code) in text for code in HOST_ERRNOS)
 
 
 def is_host_failure(exc: BaseException) -> bool:
@@ -95,7 +95,7 @@ def atomic_path(path: Path):
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write a file through `write(fileobj)` so readers never see a partial file."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)

@@ -48,9 +48,9 @@ def coincidences(
 def alpha_nominal(units: Iterable[Sequence[Hashable | None]]) -> float | None:
     """Krippendorff's alpha for nominal answers; None when it is undefined (one value only)."""
     matrix = coincidences(units)
-    totals: Counter[Hashable] = Counter()
+    totals: dict[Hashable, float] = {}
     for (c, _), count in matrix.items():
-        totals[c] += count
+        totals[c] = totals.get(c, 0.0) + count
     n = sum(totals.values())
     observed = sum(count for (c, k), count in matrix.items() if c != k)
     expected = n * n - sum(n_c * n_c for n_c in totals.values())

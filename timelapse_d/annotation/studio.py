@@ -129,13 +129,16 @@ class Studio:
             "show_instruction": True,
         }
         with self._call("list projects"):
-            found = [p for p in self._client.projects.list(title=title) if p.title == title]
+            listed: list[Any] = list(self._client.projects.list(title=title))
+            found = [p for p in listed if p.title == title]
         if not found:
             with self._call(f"create project {title!r}"):
                 project = self._client.projects.create(
                     title=title, maximum_annotations=overlap or 1, **settings
                 )
-            return int(project.id), overlap or 1
+            if project.id is None:
+                raise AnnotationServerError(f"Label Studio created project {title!r} without an id")
+            return project.id, overlap or 1
         project = found[0]
         if overlap is not None:
             settings["maximum_annotations"] = overlap
@@ -165,6 +168,9 @@ class Studio:
         """Every task of `project` as {'id', 'data', 'annotations', 'predictions'}
         (annotations as dicts, predictions as {'id', 'model_version', 'result'})."""
         with self._call("list tasks"):
+            listed: list[Any] = list(
+                self._client.tasks.list(project=project, fields="all", page_size=500)
+            )
             return [
                 {
                     "id": t.id,
@@ -175,13 +181,14 @@ class Studio:
                         for p in t.predictions or []
                     ],
                 }
-                for t in self._client.tasks.list(project=project, fields="all", page_size=500)
+                for t in listed
             ]
 
     def import_tasks(self, project: int, tasks: Sequence[dict[str, Any]]) -> None:
         """Create tasks (with their predictions) in one request."""
         with self._call(f"import {len(tasks)} tasks"):
-            self._client.projects.import_tasks(id=project, request=list(tasks))
+            # The SDK sends plain task dicts as they are; its stubs ask for request models.
+            self._client.projects.import_tasks(id=project, request=list(tasks))  # type: ignore[arg-type]
 
     def update_task(self, task_id: int, data: dict[str, Any]) -> None:
         with self._call(f"update task {task_id}"):

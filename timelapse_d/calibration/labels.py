@@ -31,9 +31,7 @@ class Label:
 def _label(clip_id: str, decision: str | None, reasons: list[str], where: str) -> Label:
     key = (decision or "").strip().lower()
     if key not in _DECISIONS:
-        raise DataError(
-            f"{where}: clip {clip_id!r} has decision {decision!r}; use keep or reject"
-        )
+        raise DataError(f"{where}: clip {clip_id!r} has decision {decision!r}; use keep or reject")
     names = {_ALIASES.get(r.strip(), r.strip()) for r in reasons if r and r.strip()}
     return Label(_DECISIONS[key], frozenset(names))
 

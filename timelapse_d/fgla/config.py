@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from timelapse_d.config_loader import from_mapping, read_yaml, to_dict, with_overrides
 from timelapse_d.errors import ConfigError
@@ -28,7 +28,8 @@ MASK_RESIZE_MODES = ("nearest", "max")
 TV_REDUCTIONS = ("mean", "sum")
 COMPOSE_MODES = ("warp", "add")
 TRAIN_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-PADDING_MODES = ("reflect", "zeros", "replicate")
+PaddingMode = Literal["reflect", "zeros", "replicate"]  # torch Conv2d padding modes used here
+PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
 MODEL_KINDS = ("fgla", "al")
 FRAME_NORMS = ("l1", "l2")
 INFERENCE_MODES = ("recurrent", "single")
@@ -72,7 +73,7 @@ class GeneratorConfig:
     depth: int = 3  # stride-2 levels: image_size / 2**depth at the bottleneck
     residual_blocks: int = 5  # residual blocks at the bottleneck
     outer_kernel: int = 5  # kernel of the first and the last conv (inner convs use 3)
-    padding_mode: str = "reflect"
+    padding_mode: PaddingMode = "reflect"
     input_norm: bool = False  # instance norm after the first conv (AL has none there)
 
     def __post_init__(self) -> None:

@@ -31,7 +31,7 @@ def sample_clip(mp4: bytes, sampling: Sampling) -> tuple[list[int], np.ndarray]:
     """(clip frame indices, frames (T, size, size, 3) uint8 RGB) of an encoded clip."""
     indices: list[int] = []
     frames: list[np.ndarray] = []
-    with av.open(io.BytesIO(mp4)) as container:
+    with av.open(io.BytesIO(mp4), "r") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):

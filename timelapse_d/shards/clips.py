@@ -8,10 +8,9 @@ larger build are removed after the new ones exist.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from timelapse_d.manifest import CLIP_SCHEMA, write_table
 from timelapse_d.runs import write_atomic
@@ -52,7 +51,7 @@ def plan_shards(clips: list[dict[str, Any]], max_bytes: int) -> list[list[dict[s
 def write_shard(path: Path, samples: list[tuple[dict[str, Any], Path]]) -> None:
     """Write one tar atomically: for each (row, clip file), `<clip_id>.mp4` and `.json`."""
 
-    def write(fh: io.BufferedWriter) -> None:
+    def write(fh: IO[bytes]) -> None:
         write_samples(
             fh,
             (

@@ -149,7 +149,7 @@ def _json(data: dict[str, Any]) -> bytes:
 
 def _npz(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # stubs take kwargs as allow_pickle
     return buffer.getvalue()
 
 

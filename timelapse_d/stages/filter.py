@@ -96,14 +96,14 @@ def decide(
         reasons.append(HUMAN_REJECT)
     elif human is not None and human.human_decision is not None:
         reasons = [r for r in reasons if r not in soft_reasons]
-    answered = human is not None and human.n_annotations > 0
+    answered = human if human is not None and human.n_annotations > 0 else None
     return replace(
         clip,
         status=CLIP_REJECTED if reasons else CLIP_KEPT,
         reject_reasons=reasons,
         human_decision=human.human_decision if human else None,
-        human_reasons=list(human.human_reasons) if answered else None,
-        categories=list(human.categories) if answered else None,
+        human_reasons=list(answered.human_reasons) if answered else None,
+        categories=list(answered.categories) if answered else None,
         agreement=human.agreement if human else None,
         n_annotations=human.n_annotations if human else None,
     )

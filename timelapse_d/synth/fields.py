@@ -57,7 +57,7 @@ class SyntheticTruth:
             flow = _crop(truth.flow(start + a, b - a), clip)
             h, w = flow.shape[:2]
             resized = cv2.resize(flow, (size, size), interpolation=cv2.INTER_LINEAR)
-            resized *= np.array([size / w, size / h], np.float32)
+            resized = resized * np.array([size / w, size / h], np.float32)
             flows.append(resized.transpose(2, 0, 1))
         return np.stack(flows) if flows else np.zeros((0, 2, size, size), np.float32)
 
