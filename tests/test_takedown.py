@@ -164,9 +164,9 @@ def test_rebuild_and_rehydrate_do_not_bring_it_back(
     # rehydrate reads the published manifest through the same filter: the copy published
     # before the takedown names the video, the takedown record keeps it out
     published = read_published(source / "manifest.parquet")
-    assert any(c["video_id"] == video_id for c in published.clips)
+    assert any(c.video_id == video_id for c in published.clips)
     filtered = without_taken_down_clips(published, out)
-    assert filtered.clips and not [c for c in filtered.clips if c["video_id"] == video_id]
+    assert filtered.clips and not [c for c in filtered.clips if c.video_id == video_id]
     assert video_id not in {c.video_id for c in filtered.candidates}
 
 

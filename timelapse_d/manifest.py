@@ -139,6 +139,11 @@ def write_table(path: Path, rows: list[dict[str, Any]], base: pa.Schema) -> None
     write_atomic(path, lambda fh: pq.write_table(table, fh))
 
 
+def write_videos(out: Path, videos: list[Video]) -> None:
+    """OUT/videos.parquet: one row per source video."""
+    write_table(out / "videos.parquet", [video.row() for video in videos], VIDEO_SCHEMA)
+
+
 def read_table(path: Path, **options: Any) -> pa.Table:
     """A Parquet table; ConfigError naming the file when it is missing or not Parquet."""
     try:

@@ -18,10 +18,10 @@ from typing import Any
 from timelapse_d.assemble import assemble, decide_all, read_labels, write_clips
 from timelapse_d.config import BuildConfig
 from timelapse_d.executors import Executor, make_executor
-from timelapse_d.manifest import VIDEO_SCHEMA, write_table
+from timelapse_d.manifest import write_videos
 from timelapse_d.publish.card import write_card
 from timelapse_d.publish.takedown import without_taken_down
-from timelapse_d.records import CLIP_KEPT, Clip
+from timelapse_d.records import CLIP_KEPT, Clip, Video
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
 from timelapse_d.stages.acquire import Acquired, acquire, local_path
@@ -77,9 +77,9 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir, executor: Executo
     encoded = {c.clip_id: c for c in encode_clips(to_encode, sources, config.encode, run, executor)}
     clips = [encoded.get(c.clip_id, c) for c in clips]
     run.check_space(config.min_free_mb, "shard")
-    rows = [c.row() for c in decide_all(clips, config.filter, labels)]
-    shards = {r["clip_id"]: r["shard"] for r in shard_clips(rows, config.shard, run, executor)}
-    write_table(out / "videos.parquet", _video_rows(acquired, analyzed, out), VIDEO_SCHEMA)
+    decided = decide_all(clips, config.filter, labels)
+    shards = {c.clip_id: c.shard for c in shard_clips(decided, config.shard, run, executor)}
+    write_videos(out, _videos(acquired, analyzed, out))
     write_clips(out, [dataclasses.replace(c, shard=shards[c.clip_id]) for c in clips])
     assemble(out, config.filter)
     summary = summarize(out, finished=True)
@@ -88,14 +88,13 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir, executor: Executo
     return summary
 
 
-def _video_rows(
-    acquired: Acquired, analyzed: dict[str, dict[str, Any]], out: Path
-) -> list[dict[str, Any]]:
-    """videos.parquet: each analyzed video's row with its provenance, then failed downloads."""
-    rows = [
-        {**analyzed[v.video_id]["video"], **acquired.provenance.get(v.video_id, {})}
-        | {"local_path": local_path(v.path, out)}
+def _videos(acquired: Acquired, analyzed: dict[str, dict[str, Any]], out: Path) -> list[Video]:
+    """videos.parquet: each analyzed video with its provenance, then failed downloads."""
+    videos = [
+        Video.from_row(analyzed[v.video_id]["video"]).with_provenance(
+            acquired.provenance.get(v.video_id, {}), local_path(v.path, out)
+        )
         for v in acquired.videos
         if v.video_id in analyzed
     ]
-    return rows + acquired.failed_rows
+    return videos + acquired.failed

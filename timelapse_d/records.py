@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Self
 
 import pyarrow as pa
 
@@ -76,8 +76,22 @@ def score(arrow: pa.DataType, meaning: str) -> Any:
     )
 
 
+class Record:
+    """A table row declared as a dataclass of `column`s and `score`s."""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Self:
+        """The record of a table row (TypeError naming an undeclared column)."""
+        return cls(**row)
+
+    def row(self) -> dict[str, Any]:
+        """The table row: every column, less the outcome columns that are null."""
+        values = ((f, getattr(self, f.name)) for f in fields(self))  # type: ignore[arg-type]
+        return {f.name: v for f, v in values if v is not None or not f.metadata["outcome"]}
+
+
 @dataclass(frozen=True)
-class Video:
+class Video(Record):
     """One row of `videos.parquet`: a source video, its probe and its provenance."""
 
     video_id: str | None = column(
@@ -214,9 +228,14 @@ class Video:
         "annotate push` cuts its previews from it.",
     )
 
+    def with_provenance(self, provenance: dict[str, Any], local_path: str | None = None) -> Video:
+        """This video with the provenance columns of its download (`sources.remote`) and the
+        file the build read."""
+        return replace(self, **provenance, local_path=local_path)
+
 
 @dataclass(frozen=True)
-class Clip:
+class Clip(Record):
     """One row of `manifest.parquet`: a candidate clip, its scores and its outcome."""
 
     clip_id: str = column(
@@ -449,16 +468,6 @@ class Clip:
         FLOAT,
         "Clip duration divided by `stills` (seconds); 0 when `stills` is 0.",
     )
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Clip:
-        """The record of a table row (TypeError naming an undeclared column)."""
-        return cls(**row)
-
-    def row(self) -> dict[str, Any]:
-        """The table row: every column, less the outcome columns that are null."""
-        values = ((f, getattr(self, f.name)) for f in fields(self))
-        return {f.name: v for f, v in values if v is not None or not f.metadata["outcome"]}
 
 
 @dataclass(frozen=True)

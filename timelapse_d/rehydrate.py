@@ -38,9 +38,9 @@ from timelapse_d.acquire.provenance import Candidate, Provenance, ProvenanceReco
 from timelapse_d.config import BuildConfig, fingerprint
 from timelapse_d.errors import AcquireError, ConfigError, DataError
 from timelapse_d.executors import Executor, make_executor
-from timelapse_d.manifest import CLIP_COLUMNS, CLIP_SCHEMA, VIDEO_SCHEMA, read_table, write_table
+from timelapse_d.manifest import CLIP_COLUMNS, CLIP_SCHEMA, read_table, write_table, write_videos
 from timelapse_d.publish.takedown import without_taken_down_clips
-from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, Clip, is_plain_id
+from timelapse_d.records import CLIP_KEPT, CLIP_REJECTED, Clip, Video, is_plain_id
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
 from timelapse_d.sources.remote import PROVENANCE_COLUMNS, provenance_row
@@ -59,7 +59,7 @@ class Published:
     """A published manifest: its clip rows, one candidate per source video, and the
     published SHA-256 of the sources that have one."""
 
-    clips: list[dict[str, Any]]
+    clips: list[Clip]
     candidates: list[Candidate]
     sha256: dict[str, str]
 
@@ -90,7 +90,7 @@ def read_published(path: Path) -> Published:
             candidates[row["video_id"]] = _candidate(row)
             if row.get("sha256"):
                 sha256[row["video_id"]] = row["sha256"]
-    clips = [{name: row[name] for name in clip_columns} for row in rows]
+    clips = [Clip.from_row({name: row[name] for name in clip_columns}) for row in rows]
     return Published(clips, list(candidates.values()), sha256)
 
 
@@ -121,7 +121,7 @@ def rehydrate(
 def _rehydrate_locked(
     published: Published, config: BuildConfig, out: Path, run: RunDir, executor: Executor
 ) -> Summary:
-    needed = {c["video_id"] for c in published.clips if _is_kept(c)}
+    needed = {c.video_id for c in published.clips if _is_kept(c)}
     folder = out / "sources" / DOWNLOADS
     run.check_space(config.min_free_mb, "download")
     report = download_all(
@@ -135,25 +135,23 @@ def _rehydrate_locked(
     records = {r.video_id: r for r in report.records}
     ok = {video_id: r for video_id, r in records.items() if r.ok}
     todo = [
-        _encodable(c, ok[c["video_id"]])
-        for c in published.clips
-        if _is_kept(c) and c["video_id"] in ok
+        _encodable(c, ok[c.video_id]) for c in published.clips if _is_kept(c) and c.video_id in ok
     ]
     run.check_space(config.min_free_mb, "encode")
     sources = {v: (str(folder / r.path), fingerprint(r.sha256)) for v, r in ok.items()}
-    encoded = encode_clips([Clip.from_row(c) for c in todo], sources, config.encode, run, executor)
-    by_id = {c.clip_id: _with_status(c.row()) for c in encoded}
+    encoded = encode_clips(todo, sources, config.encode, run, executor)
+    by_id = {c.clip_id: _with_status(c) for c in encoded}
     crashed = {f.name: f.error for f in report.crashed}
     clips = [
-        by_id.get(c["clip_id"]) or _unavailable(c, records.get(c["video_id"]), crashed)
+        by_id.get(c.clip_id) or _unavailable(c, records.get(c.video_id or ""), crashed)
         if _is_kept(c)
         else c
         for c in published.clips
     ]
     run.check_space(config.min_free_mb, "shard")
     clips = shard_clips(clips, config.shard, run, executor)
-    write_table(out / "videos.parquet", _video_rows(report, published.sha256), VIDEO_SCHEMA)
-    write_table(out / "manifest.parquet", clips, CLIP_SCHEMA)
+    write_videos(out, _videos(report, published.sha256))
+    write_table(out / "manifest.parquet", [c.row() for c in clips], CLIP_SCHEMA)
     summary = summarize(out, finished=True)
     write_json(run.summary_path, dataclasses.asdict(summary))
     return summary
@@ -164,13 +162,14 @@ def _is_clip_column(column: pa.Field) -> bool:
     return column.name in CLIP_COLUMNS
 
 
-def _with_status(row: dict[str, Any]) -> dict[str, Any]:
+def _with_status(clip: Clip) -> Clip:
     """A published kept clip after its encode: rejected when it could not be encoded."""
-    return {**row, "status": CLIP_REJECTED if row["reject_reasons"] else CLIP_KEPT}
+    return dataclasses.replace(clip, status=CLIP_REJECTED if clip.reject_reasons else CLIP_KEPT)
 
 
-def _is_kept(clip: dict[str, Any]) -> bool:
-    return clip.get("status", CLIP_KEPT) == CLIP_KEPT
+def _is_kept(clip: Clip) -> bool:
+    """Kept in the published manifest (a manifest without `status` keeps every clip)."""
+    return clip.status in (None, CLIP_KEPT)
 
 
 def _candidate(row: dict[str, Any]) -> Candidate:
@@ -194,65 +193,61 @@ def _candidate(row: dict[str, Any]) -> Candidate:
     return Candidate(meta)
 
 
-def _encodable(clip: dict[str, Any], record: ProvenanceRecord) -> dict[str, Any]:
-    """The row with what the encode stage reads, taken from the download where it is missing."""
-    fps = clip.get("fps") or record.fps
-    filled = {
-        "fps": fps,
-        "width": clip.get("width") or record.width,
-        "height": clip.get("height") or record.height,
-        "num_frames": clip.get("num_frames") or clip["end_frame"] - clip["start_frame"],
-        "start_time_s": clip.get("start_time_s"),
-    }
-    if filled["start_time_s"] is None:
-        filled["start_time_s"] = clip["start_frame"] / fps
-    return {**clip, **filled}
+def _encodable(clip: Clip, record: ProvenanceRecord) -> Clip:
+    """The clip with what the encode stage reads, taken from the download where it is missing."""
+    start, end = clip.start_frame or 0, clip.end_frame or 0  # required columns, never null
+    fps = clip.fps or record.fps
+    start_time_s = clip.start_time_s
+    return dataclasses.replace(
+        clip,
+        fps=fps,
+        width=clip.width or record.width,
+        height=clip.height or record.height,
+        num_frames=clip.num_frames or end - start,
+        start_time_s=start / fps if start_time_s is None else start_time_s,
+    )
 
 
-def _unavailable(
-    clip: dict[str, Any], record: ProvenanceRecord | None, crashed: dict[str, str]
-) -> dict[str, Any]:
+def _unavailable(clip: Clip, record: ProvenanceRecord | None, crashed: dict[str, str]) -> Clip:
     """The row of a kept clip whose source could not be downloaded."""
     if record is not None:
         reason, error = f"source_{record.error_class}", _error(record)
     else:  # the download task crashed: see run/failures/acquire/
-        reason, error = "download_failed", crashed.get(clip["video_id"], "download task crashed")
-    return {
-        **clip,
-        "status": CLIP_REJECTED,
-        "reject_reasons": [reason],
-        "shard": None,
-        "clip_bytes": None,
-        "stream_copied": None,
-        "source_error": error,
-    }
+        reason, error = "download_failed", crashed.get(clip.video_id or "", "download task crashed")
+    return dataclasses.replace(
+        clip,
+        status=CLIP_REJECTED,
+        reject_reasons=[reason],
+        shard=None,
+        clip_bytes=None,
+        stream_copied=None,
+        source_error=error,
+    )
 
 
-def _video_rows(report: DownloadReport, published_sha256: dict[str, str]) -> list[dict[str, Any]]:
+def _videos(report: DownloadReport, published_sha256: dict[str, str]) -> list[Video]:
     """videos.parquet: one row per needed source, its download facts and provenance."""
-    rows = []
+    videos = []
     for record in report.records:
         error = None if record.ok else _error(record)
         published = published_sha256.get(record.video_id)
         if record.ok and published and published != record.sha256:
             error = f"source_changed: SHA-256 {record.sha256}, published {published}"
             LOG.warning("rehydrate %s: %s", record.video_id, error)
-        rows.append(
-            {
-                "video_id": record.video_id,
-                "source": record.source,
-                "source_uri": record.url,
-                "status": record.status,
-                "error": error,
-                "codec": record.codec or None,
-                "width": record.width or None,
-                "height": record.height or None,
-                "fps": record.fps or None,
-                "num_frames": record.num_frames or None,
-                **provenance_row(record.to_row()),
-            }
+        video = Video(
+            record.video_id,
+            record.source,
+            record.url,
+            record.status,
+            error,
+            codec=record.codec or None,
+            width=record.width or None,
+            height=record.height or None,
+            fps=record.fps or None,
+            num_frames=record.num_frames or None,
         )
-    return rows
+        videos.append(video.with_provenance(provenance_row(record.to_row())))
+    return videos
 
 
 def _error(record: ProvenanceRecord) -> str:

@@ -74,7 +74,7 @@ def without_taken_down(acquired: Acquired, out: Path) -> Acquired:
     return Acquired(
         videos,
         {k: v for k, v in acquired.provenance.items() if k in wanted},
-        [row for row in acquired.failed_rows if not is_blocked(row)],
+        [v for v in acquired.failed if not is_blocked(dataclasses.asdict(v))],
     )
 
 
@@ -86,7 +86,7 @@ def without_taken_down_clips(published: Any, *folders: Path) -> Any:
     wanted = {c.video_id for c in candidates}
     return dataclasses.replace(
         published,
-        clips=[c for c in published.clips if c["video_id"] in wanted and not is_blocked(c)],
+        clips=[c for c in published.clips if c.video_id in wanted and not is_blocked(c.row())],
         candidates=candidates,
     )
 

@@ -9,10 +9,13 @@ larger build are removed after the new ones exist.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 from timelapse_d.manifest import CLIP_SCHEMA, write_table
+from timelapse_d.records import Clip
 from timelapse_d.runs import write_atomic
 from timelapse_d.shards.naming import CLIPS, shard_name
 from timelapse_d.shards.tar import write_samples
@@ -28,16 +31,19 @@ def _json_bytes(row: dict[str, Any]) -> bytes:
     return json.dumps(row, sort_keys=True, default=str).encode()
 
 
-def plan_shards(clips: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+def plan_shards(clips: list[Clip], max_bytes: int) -> list[list[Clip]]:
     """Group clips (in the given order) into shards whose tar size stays within max_bytes.
 
     A single clip larger than max_bytes gets a shard of its own.
     """
-    shards: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
+    shards: list[list[Clip]] = []
+    current: list[Clip] = []
     size = 2 * TAR_BLOCK  # end-of-archive blocks
     for clip in clips:
-        sample = _member_bytes(clip["clip_bytes"]) + _member_bytes(len(_json_bytes(clip)) + 64)
+        if clip.clip_bytes is None:
+            raise ValueError(f"clip {clip.clip_id} is not encoded: it has no clip_bytes")
+        json_size = len(_json_bytes(clip.row()))
+        sample = _member_bytes(clip.clip_bytes) + _member_bytes(json_size + 64)
         if current and size + sample > max_bytes:
             shards.append(current)
             current, size = [], 2 * TAR_BLOCK
@@ -64,16 +70,18 @@ def write_shard(path: Path, samples: list[tuple[dict[str, Any], Path]]) -> None:
 
 
 def write_shards(
-    shard_dir: Path, shards: list[list[dict[str, Any]]], clip_path: Any
-) -> list[dict[str, Any]]:
-    """Write every shard and its Parquet manifest; return the rows with `shard` set."""
+    shard_dir: Path, shards: list[list[Clip]], clip_path: Callable[[Clip], Path]
+) -> list[Clip]:
+    """Write every shard and its Parquet manifest; return the clips with `shard` set."""
     shard_dir.mkdir(parents=True, exist_ok=True)
-    written: list[dict[str, Any]] = []
-    for index, rows in enumerate(shards):
+    written: list[Clip] = []
+    for index, clips in enumerate(shards):
         name = shard_name(index)
-        rows = [{**row, "shard": name} for row in rows]
-        write_shard(shard_dir / name, [(row, clip_path(row)) for row in rows])
-        write_table((shard_dir / name).with_suffix(".parquet"), rows, CLIP_SCHEMA)
+        rows = [replace(clip, shard=name) for clip in clips]
+        write_shard(shard_dir / name, [(clip.row(), clip_path(clip)) for clip in rows])
+        write_table(
+            (shard_dir / name).with_suffix(".parquet"), [c.row() for c in rows], CLIP_SCHEMA
+        )
         written += rows
     keep = {shard_name(i) for i in range(len(shards))}
     for stale in shard_dir.glob(f"{CLIPS}-*.*"):

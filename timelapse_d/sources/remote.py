@@ -15,7 +15,7 @@ from typing import Any
 
 from timelapse_d.config import BuildConfig
 from timelapse_d.errors import ConfigError
-from timelapse_d.records import VIDEO_STATUS_FAILED, SourceVideo
+from timelapse_d.records import VIDEO_STATUS_FAILED, SourceVideo, Video
 from timelapse_d.runs import RunDir, write_atomic
 from timelapse_d.sources import REMOTE_SOURCES
 
@@ -39,12 +39,12 @@ PROVENANCE_COLUMNS = (
 
 @dataclass
 class Acquired:
-    """What the acquire stage hands on: videos to analyse, provenance per video id, and rows
-    for the candidates that could not be downloaded."""
+    """What the acquire stage hands on: videos to analyse, provenance per video id, and the
+    `failed` rows of the candidates that could not be downloaded."""
 
     videos: list[SourceVideo]
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed_rows: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[Video] = field(default_factory=list)
 
 
 def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
@@ -81,14 +81,9 @@ def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
         run.record_failure("acquire", failure.name, f"{failure.error}\n\n{failure.traceback}")
     provenance = {r.video_id: provenance_row(r.to_row()) for r in report.records}
     failed = [
-        {
-            "video_id": r.video_id,
-            "source": r.source,
-            "source_uri": r.url,
-            "status": VIDEO_STATUS_FAILED,
-            "error": f"{r.error_class}: {r.error_message}",
-            **provenance[r.video_id],
-        }
+        Video(
+            r.video_id, r.source, r.url, VIDEO_STATUS_FAILED, f"{r.error_class}: {r.error_message}"
+        ).with_provenance(provenance[r.video_id])
         for r in report.records
         if not r.ok
     ]

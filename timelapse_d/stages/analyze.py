@@ -9,7 +9,7 @@ file that breaks part way keeps the clips of the frames that decoded, and says s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from timelapse_d.records import (
     VIDEO_STATUS_FAILED,
     VIDEO_STATUS_OK,
     SourceVideo,
+    Video,
     clip_id_for,
 )
 from timelapse_d.runs import RunDir, read_json, write_json
@@ -44,27 +45,14 @@ STAGE = "analyze"
 CROP_FIELDS = ("x", "y", "width", "height")
 
 
-def _video_row(video: SourceVideo, probe: VideoProbe | None, error: str | None) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "video_id": video.video_id,
-        "source": video.source,
-        "source_uri": video.source_uri,
-        "status": VIDEO_STATUS_OK if probe is not None else VIDEO_STATUS_FAILED,
-        "error": error,
-        "codec": None,
-        "width": None,
-        "height": None,
-        "fps": None,
-        "duration_s": None,
-        "num_frames": None,
-        "pix_fmt": None,
-        "rotation": None,
-        "variable_frame_rate": None,
-    }
-    if probe is not None:
-        facts = asdict(probe)
-        row.update({k: facts[k] for k in row if k in facts and k not in ("status", "error")})
-    return row
+def _video_record(video: SourceVideo, probe: VideoProbe | None, error: str | None) -> Video:
+    """The video's row of `videos.parquet` from its probe (`failed` without one)."""
+    row = Video(video.video_id, video.source, video.source_uri, VIDEO_STATUS_FAILED, error)
+    if probe is None:
+        return row
+    facts = asdict(probe)
+    probed = {f.name: facts[f.name] for f in fields(Video) if f.name in facts}
+    return replace(row, status=VIDEO_STATUS_OK, **probed)
 
 
 def _time_at(times: list[float], index: int, fps: float) -> float:
@@ -161,6 +149,15 @@ def _clip_rows(
     return rows
 
 
+def _failed(video: SourceVideo, exc: MediaError) -> dict[str, Any]:
+    """The result of a video that yielded no frame: its `failed` row and no clips."""
+    return {
+        "video": _video_record(video, None, f"{exc.reason}: {exc}").row(),
+        "clips": [],
+        "stats": {},
+    }
+
+
 def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     """Probe, decode once and measure; return {'video': row, 'clips': rows, 'stats': ...}."""
     started = time.monotonic()
@@ -168,7 +165,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     try:
         probe = probe_video(path)
     except MediaError as exc:
-        return {"video": _video_row(video, None, f"{exc.reason}: {exc}"), "clips": [], "stats": {}}
+        return _failed(video, exc)
     width, height = analysis_size(probe.width, probe.height, config.width)
     cuts = CutDetector(config, probe.fps)
     motion = MotionAnalyzer(MotionConfig(pair_stride=config.motion_pair_stride))
@@ -190,15 +187,10 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
             times.append(frame.time_s)
     except DecodeError as exc:
         if not times:
-            return {
-                "video": _video_row(video, None, f"{exc.reason}: {exc}"),
-                "clips": [],
-                "stats": {},
-            }
+            return _failed(video, exc)
         error = f"{exc.reason}: {exc} (kept the {len(times)} frames before the error)"
     cut_result = cuts.finish()
-    row = _video_row(video, probe, error)
-    row["decoded_frames"] = len(times)
+    row = replace(_video_record(video, probe, error), decoded_frames=len(times))
     clips = _clip_rows(video, probe, cut_result, motion, borders, quality, coding, times, width)
     elapsed = time.monotonic() - started
     stats = {
@@ -209,7 +201,7 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
         "detector_cuts": cut_result.detector_cuts,
         "flashes": cut_result.flashes,
     }
-    return {"video": row, "clips": clips, "stats": stats}
+    return {"video": row.row(), "clips": clips, "stats": stats}
 
 
 def _file_identity(path: str) -> list[int]:

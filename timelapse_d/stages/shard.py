@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from timelapse_d.config import ShardConfig, fingerprint
 from timelapse_d.executors import Executor, Resources
-from timelapse_d.records import CLIP_KEPT
+from timelapse_d.records import CLIP_KEPT, Clip
 from timelapse_d.runs import RunDir
 from timelapse_d.shards.clips import plan_shards, write_shards
 from timelapse_d.shards.naming import shard_name
@@ -29,28 +28,28 @@ class ShardStage(MarkedStage):
     name: str = STAGE
     resources: Resources = Resources(cpus=1.0, memory_mb=1024)
 
-    def item_id(self, kept: list[dict[str, Any]]) -> str:
+    def item_id(self, kept: list[Clip]) -> str:
         return "all"
 
-    def key(self, kept: list[dict[str, Any]]) -> str:
-        return fingerprint(dataclasses.asdict(self.config), kept)
+    def key(self, kept: list[Clip]) -> str:
+        return fingerprint(dataclasses.asdict(self.config), [clip.row() for clip in kept])
 
-    def run(self, kept: list[dict[str, Any]], run_dir: RunDir) -> Outcome:
+    def run(self, kept: list[Clip], run_dir: RunDir) -> Outcome:
         plan = plan_shards(kept, self.config.max_bytes)
         shard_dir = run_dir.out / "shards"
-        write_shards(shard_dir, plan, lambda row: clip_path(run_dir, row["clip_id"]))
+        write_shards(shard_dir, plan, lambda clip: clip_path(run_dir, clip.clip_id))
         written = [shard_dir / shard_name(i) for i in range(len(plan))]
         written += [path.with_suffix(".parquet") for path in written]
         return Outcome({"shards": len(plan)}, written)
 
 
 def shard_clips(
-    clips: list[dict[str, Any]], config: ShardConfig, run_dir: RunDir, executor: Executor
-) -> list[dict[str, Any]]:
+    clips: list[Clip], config: ShardConfig, run_dir: RunDir, executor: Executor
+) -> list[Clip]:
     """Shard the kept clips (skipped when the same rows were already sharded); return every
-    row with `shard` set (None for a rejected clip)."""
-    kept = sorted((c for c in clips if c["status"] == CLIP_KEPT), key=lambda c: c["clip_id"])
+    clip with `shard` set (None for a rejected clip)."""
+    kept = sorted((c for c in clips if c.status == CLIP_KEPT), key=lambda c: c.clip_id)
     run_stage(ShardStage(config), [kept], run_dir, executor).require_all(STAGE)
     plan = plan_shards(kept, config.max_bytes)
-    names = {row["clip_id"]: shard_name(i) for i, rows in enumerate(plan) for row in rows}
-    return [{**c, "shard": names.get(c["clip_id"])} for c in clips]
+    names = {clip.clip_id: shard_name(i) for i, shard in enumerate(plan) for clip in shard}
+    return [dataclasses.replace(c, shard=names.get(c.clip_id)) for c in clips]
