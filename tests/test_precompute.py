@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from timelapse_d.errors import ConfigError
+from timelapse_d.errors import ConfigError, HostError
 from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.sampling import Sampling
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
@@ -339,3 +339,14 @@ def test_cli_settings_come_from_the_saved_recipe_section_then_set_then_options(
     ):
         refused = runner.invoke(cli, ["precompute", "flow", str(out), "--set", item])
         assert isinstance(refused.exception, ConfigError) and message in str(refused.exception)
+
+
+def test_precompute_does_not_start_below_the_builds_free_space_margin(
+    synthetic_build: Path, tmp_path: Path
+) -> None:
+    out, shards = _copy_of(synthetic_build, tmp_path)
+    saved = out / "run" / "config.yaml"
+    saved.write_text(saved.read_text().replace("min_free_mb: 500", f"min_free_mb: {10**12}"))
+    with pytest.raises(HostError, match="MB free on the disk of .* before precompute frames"):
+        precompute(out, PrecomputeOptions("frames", "decode"))
+    assert not any(field_shard(shard, "frames").exists() for shard in shards)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from timelapse_d.config import fingerprint
+from timelapse_d.config import BuildConfig, fingerprint, saved_build_config
 from timelapse_d.errors import ConfigError
 from timelapse_d.executors import Executor, LocalExecutor, Resources
 from timelapse_d.media.decode import prefetched
@@ -129,6 +129,7 @@ def precompute(
     report = PrecomputeReport(options.field, options.backend)
     stage = PrecomputeStage(options)
     with run.exclusive():
+        run.check_space(_min_free_mb(out), f"precompute {options.field}")
         _remove_orphans(out / "shards", options.field, shards)
         result = run_stage(stage, shards, run, executor or LocalExecutor(1))
         for name in result.ran:
@@ -142,6 +143,12 @@ def precompute(
             write_card(out)  # its configurations list the field shards now present
         result.require_all(stage.name)
     return report
+
+
+def _min_free_mb(out: Path) -> int:
+    """The free-space margin of the build (its saved config), or the default without one."""
+    has_config = (out / "run" / "config.yaml").is_file()
+    return (saved_build_config(out) if has_config else BuildConfig()).min_free_mb
 
 
 @dataclass(frozen=True)
