@@ -130,6 +130,20 @@ def test_damaged_markers_and_manifest_are_redone(source: Path, built: Path, copy
     assert snapshot(copy) == snapshot(built)
 
 
+def test_an_analysis_result_damaged_in_place_is_analyzed_again(
+    source: Path, built: Path, copy: Path
+) -> None:
+    """Damage that keeps the file's size escapes the marker's size check."""
+    results = (copy / "run" / "analyze").glob("*.json")
+    result_file = sorted(p for p in results if not p.name.endswith(".done.json"))[0]
+    size = result_file.stat().st_size
+    result_file.write_bytes(b"\xff" * size)
+    result = tld(*build_command(source, copy))
+    assert result.returncode == 0, result.stderr
+    assert "is damaged; analyzing it again" in result.stderr
+    assert snapshot(copy) == snapshot(built)
+
+
 def test_outputs_follow_the_umask(built: Path, tmp_path: Path) -> None:
     for path in [built / "manifest.parquet", *(built / "shards").glob("*.tar")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()

@@ -8,6 +8,7 @@ file that breaks part way keeps the clips of the frames that decoded, and says s
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ from timelapse_d.runs import RunDir, read_json, write_json
 from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 
 STAGE = "analyze"
+LOG = logging.getLogger("timelapse_d")
 CROP_FIELDS = ("x", "y", "width", "height")
 
 
@@ -223,6 +225,19 @@ class AnalyzeStage(MarkedStage):
 
     def key(self, video: SourceVideo) -> str:
         return fingerprint(asdict(self.config), video.source_uri, _file_identity(video.path))
+
+    def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
+        """Done when marked and its saved result still parses (damage that kept the file's
+        size escapes the marker's size check)."""
+        stats = super().done(run_dir, item_id, key)
+        if stats is None:
+            return None
+        try:
+            read_result(run_dir, item_id)
+        except ValueError:  # not JSON, or not UTF-8
+            LOG.warning("analyze: the saved result of %s is damaged; analyzing it again", item_id)
+            return None
+        return stats
 
     def run(self, video: SourceVideo, run_dir: RunDir) -> Outcome:
         result = analyze_video(video, self.config)
