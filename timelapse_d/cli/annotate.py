@@ -192,7 +192,8 @@ def server_stop(data: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def split_command(out: Path, test_fraction: float, seed: int) -> None:
     """Split the kept clips of OUT into train and test: whole source videos on one side, every
-    category in the same proportion; written to the manifest's `split` column."""
+    category in the same proportion; stored in OUT/splits.parquet, shown in the manifest's
+    `split` column."""
     from timelapse_d.annotation.split import write_split
 
     with RunDir(out).exclusive():
