@@ -27,14 +27,22 @@ from pathlib import Path
 
 from label_studio_sdk import LabelStudio
 
+from timelapse_d.annotation.previews import (
+    PREVIEWS,
+    STAGE,
+    make_previews,
+    source_paths,
+)
 from timelapse_d.annotation.pull import pull
-from timelapse_d.annotation.push import PREVIEWS, make_previews, push, source_paths
+from timelapse_d.annotation.push import push
 from timelapse_d.annotation.server import default_home, read_token, start, stop
 from timelapse_d.annotation.studio import Connection, Studio
 from timelapse_d.assemble import MANIFEST, assemble, read_clips, write_clips
 from timelapse_d.config import resolve_config
+from timelapse_d.executors import LocalExecutor
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
+from timelapse_d.runs import RunDir
 from timelapse_d.stages.filter import NEVER_OVERRIDDEN
 
 RESULTS = Path(__file__).parent / "results"
@@ -71,12 +79,15 @@ def main() -> None:
         originals = read_rows(out / "manifest.parquet")
         previews = out / "annotations" / PREVIEWS
         started = time.monotonic()
-        make_previews(originals, source_paths(out), previews, workers=2)
+        make_previews(originals, source_paths(out), out, LocalExecutor(2))
         preview_s = (time.monotonic() - started) / len(originals)
         widen(out, args.tasks)
+        run = RunDir(out)
         for row in read_rows(out / "manifest.parquet"):
-            original = previews / f"{row['clip_id'].rsplit('-copy', 1)[0]}.mp4"
-            os.link(original, previews / f"{row['clip_id']}.mp4")
+            original = row["clip_id"].rsplit("-copy", 1)[0]
+            os.link(previews / f"{original}.mp4", previews / f"{row['clip_id']}.mp4")
+            # a copy's cut and source are its original's, so is its marker (the same key)
+            os.link(run.marker(STAGE, original), run.marker(STAGE, row["clip_id"]))
 
         info = start(root / "server", venv, root, port=0)
         try:

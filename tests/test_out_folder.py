@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from small_build import build_command, last_line, small_input, snapshot, tld
 
-from timelapse_d.annotation.push import make_previews, source_paths
+from timelapse_d.annotation.previews import make_previews, source_paths
+from timelapse_d.executors import LocalExecutor
 from timelapse_d.manifest import read_rows
 from timelapse_d.runs import RunDir, write_atomic
 
@@ -159,11 +160,12 @@ def test_label_studio_previews_follow_the_umask(built: Path, tmp_path: Path) -> 
     kept = [row for row in read_rows(built / "manifest.parquet") if row["status"] == "kept"]
     previous = os.umask(0o027)
     try:
-        assert make_previews(kept[:1], source_paths(built), tmp_path, workers=1) == 1
+        assert make_previews(kept[:1], source_paths(built), tmp_path, LocalExecutor(1)) == 1
     finally:
         os.umask(previous)
-    (preview,) = tmp_path.glob("*.mp4")
-    assert stat.S_IMODE(preview.stat().st_mode) == 0o640
+    (preview,) = (tmp_path / "annotations" / "previews").glob("*.mp4")
+    (marker,) = (tmp_path / "run" / "previews").glob("*.done.json")
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (preview, marker)} == {0o640}
 
 
 def _umask() -> int:

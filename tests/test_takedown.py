@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from timelapse_d.annotation.push import make_previews, source_paths
+from timelapse_d.annotation.previews import make_previews, source_paths
 from timelapse_d.config import resolve_config
+from timelapse_d.executors import LocalExecutor
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
 from timelapse_d.publish.report import write_report
@@ -76,7 +77,7 @@ def prepared(fields_build: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     for video_id in {c["video_id"] for c in kept}:
         spread[video_id] = len({c["shard"] for c in kept if c["video_id"] == video_id})
     video_id = spread.most_common(1)[0][0]
-    make_previews(kept, source_paths(out), out / "annotations" / "previews", workers=1)
+    make_previews(kept, source_paths(out), out, LocalExecutor(1))
     write_report(out)
     return out, video_id
 

@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from timelapse_d.annotation.agreement import AgreementReport, agreement_report
-from timelapse_d.annotation.push import ANNOTATIONS, pushed_project, stored_gold
+from timelapse_d.annotation.previews import ANNOTATIONS
+from timelapse_d.annotation.push import pushed_project, stored_gold
 from timelapse_d.annotation.resolve import annotator_weights, resolve
 from timelapse_d.annotation.studio import Studio
 from timelapse_d.annotation.taxonomy import (

@@ -13,11 +13,9 @@ and the scores near their thresholds as hints. Gold membership stays in
 other settings persist until given again; its instructions are
 `timelapse_d/annotation_config/guidelines.md`.
 
-Previews are small H.264 MP4s (at most `PREVIEW_HEIGHT` pixels high, cropped like the clip,
-`+faststart` so the browser plays them at once; Chromium, Firefox and Safari all play them)
-cut from the source video into ``OUT/annotations/previews/<clip_id>.mp4``; Label Studio
-serves them from that folder through its local-files storage, and the view plays them muted
-and looped, scaled to the available width.
+Previews (`annotation/previews.py`) are served by Label Studio from
+``OUT/annotations/previews/`` through its local-files storage; the view plays them muted and
+looped, scaled to the available width.
 """
 
 from __future__ import annotations
@@ -34,6 +32,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from timelapse_d.annotation.previews import (
+    ANNOTATIONS,
+    PREVIEWS,
+    make_previews,
+    preview_path,
+    source_paths,
+)
 from timelapse_d.annotation.server import AnnotationServerError
 from timelapse_d.annotation.studio import Studio
 from timelapse_d.annotation.taxonomy import (
@@ -51,17 +56,14 @@ from timelapse_d.annotation.taxonomy import (
     load_taxonomy,
     read_gold,
 )
-from timelapse_d.config import EncodeConfig, FilterConfig, saved_build_config
+from timelapse_d.config import FilterConfig, saved_build_config
 from timelapse_d.errors import ConfigError
-from timelapse_d.executors import LocalExecutor, Task, TaskFailure
+from timelapse_d.executors import LocalExecutor
 from timelapse_d.manifest import REJECT_REASONS, read_rows, write_table
 from timelapse_d.records import CLIP_KEPT, Clip
 from timelapse_d.runs import read_json, write_json
-from timelapse_d.stages.encode import encode_clip
 from timelapse_d.stages.filter import CAMERA_LIMITS, HUMAN_REJECT, NEVER_OVERRIDDEN, decide
 
-ANNOTATIONS = "annotations"
-PREVIEWS = "previews"
 GOLD_FILE = "gold.parquet"
 PUSH_FILE = "push.json"
 SELECTIONS = ("all", "kept", "borderline", "reason=<reject reason>")
@@ -70,8 +72,6 @@ REASON_SELECTION = "reason="
 # (not the annotators', nor those of clips that failed to encode or download).
 NOT_SENT_REASONS = {HUMAN_REJECT, "encode_failed", "source_<class>", "download_failed"}
 SELECTABLE_REASONS = tuple(r for r in REJECT_REASONS if r not in NOT_SENT_REASONS)
-PREVIEW_HEIGHT = 360
-PREVIEW_ENCODE = EncodeConfig(crf=28, gop=25, max_height=PREVIEW_HEIGHT, stream_copy=False)
 MODEL_VERSION = "timelapse-d-filter"
 GOLD_SCHEMA = pa.schema(
     [
@@ -247,38 +247,6 @@ def task_data(clip: dict[str, Any], video_url: str, config: FilterConfig) -> dic
     }
 
 
-def make_previews(
-    clips: Sequence[dict[str, Any]], sources: dict[str, Path], folder: Path, workers: int
-) -> int:
-    """Write the previews `folder` lacks; returns how many were made."""
-    folder.mkdir(parents=True, exist_ok=True)
-    todo = [c for c in clips if not (folder / f"{c['clip_id']}.mp4").exists()]
-    tasks = []
-    for clip in todo:
-        source = sources.get(clip["video_id"])
-        if source is None or not source.exists():
-            raise ConfigError(
-                f"the source video of {clip['clip_id']} is not on disk ({source}): previews are "
-                "cut from the sources `tld build` read; run `tld build` on this folder again"
-            )
-        out = folder / f"{clip['clip_id']}.mp4"
-        tasks.append(Task(clip["clip_id"], encode_clip, (clip, source, out, PREVIEW_ENCODE)))
-    for task, result in LocalExecutor(workers).map(tasks, "previews"):
-        if isinstance(result, TaskFailure):
-            raise ConfigError(f"preview of {task.name} failed: {result.error}")
-    return len(todo)
-
-
-def source_paths(out: Path) -> dict[str, Path]:
-    """Video id -> the source file the build read (`local_path` in videos.parquet)."""
-    paths = {}
-    for row in read_rows(out / "videos.parquet"):
-        if row.get("local_path"):
-            path = Path(row["local_path"])
-            paths[row["video_id"]] = path if path.is_absolute() else out / path
-    return paths
-
-
 def store_gold(gold_file: Path, out: Path, taxonomy: Taxonomy) -> dict[str, GoldTask]:
     """Check the gold file and keep a copy in OUT/annotations/gold.parquet for `pull`."""
     gold = read_gold(gold_file, taxonomy)
@@ -321,7 +289,7 @@ def push(
     clips = select_clips(rows, selection, config, list(gold))
     previews = out / ANNOTATIONS / PREVIEWS
     started = time.monotonic()
-    made = make_previews(clips, source_paths(out), previews, workers)
+    made = make_previews(clips, source_paths(out), out, LocalExecutor(workers))
     preview_seconds = time.monotonic() - started
     started = time.monotonic()
     project_id, overlap = studio.ensure_project(
@@ -331,7 +299,7 @@ def push(
     existing = {t["data"].get("clip_id"): t for t in studio.tasks(project_id)}
     new, updated = [], 0
     for clip in clips:
-        data = task_data(clip, studio.file_url(previews / f"{clip['clip_id']}.mp4"), config)
+        data = task_data(clip, studio.file_url(preview_path(out, clip["clip_id"])), config)
         prediction = pre_annotation(clip, taxonomy)
         task = existing.get(clip["clip_id"])
         if task is None:

@@ -100,7 +100,7 @@ def render(build: Build) -> str:
     borderline = _borderline_picks(build)
     wanted = sorted({i for picks in gallery.values() for i in picks} | _flat(borderline))
     rows = dict(zip(wanted, build.rows(wanted), strict=True))
-    from timelapse_d.annotation.push import source_paths
+    from timelapse_d.annotation.previews import source_paths
 
     thumbs = clip_thumbnails(list(rows.values()), source_paths(build.out))
     thresholds = thresholds_in(build.config)

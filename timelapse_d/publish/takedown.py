@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
+from timelapse_d.annotation.previews import STAGE as PREVIEWS_STAGE
+from timelapse_d.annotation.previews import preview_path
 from timelapse_d.assemble import CLIPS_TABLE, MANIFEST
 from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
@@ -237,7 +239,8 @@ def _remove_files(out: Path, run: RunDir, report: TakedownReport) -> None:
     """Cut clips, previews, download records and analysis results of the taken-down videos."""
     for clip_id in report.clips:
         for path in (
-            out / "annotations" / "previews" / f"{clip_id}.mp4",
+            preview_path(out, clip_id),
+            run.marker(PREVIEWS_STAGE, clip_id),
             run.stage_dir("encode") / f"{clip_id}.mp4",
             run.marker("encode", clip_id),
         ):
