@@ -19,6 +19,7 @@ from timelapse_d.annotation.previews import make_previews, source_paths
 from timelapse_d.executors import LocalExecutor
 from timelapse_d.manifest import read_rows
 from timelapse_d.runs import RunDir, write_atomic
+from timelapse_d.stages.base import StageFailed
 
 pytestmark = pytest.mark.slow
 
@@ -166,6 +167,25 @@ def test_label_studio_previews_follow_the_umask(built: Path, tmp_path: Path) -> 
     (preview,) = (tmp_path / "annotations" / "previews").glob("*.mp4")
     (marker,) = (tmp_path / "run" / "previews").glob("*.done.json")
     assert {stat.S_IMODE(p.stat().st_mode) for p in (preview, marker)} == {0o640}
+
+
+def test_previews_are_made_once_again_when_their_source_changes_and_failures_recorded(
+    built: Path, tmp_path: Path
+) -> None:
+    (clip, *_) = [row for row in read_rows(built / "manifest.parquet") if row["status"] == "kept"]
+    video = tmp_path / "source.mp4"
+    shutil.copy(source_paths(built)[clip["video_id"]], video)
+    out, sources, executor = tmp_path / "out", {clip["video_id"]: video}, LocalExecutor(1)
+    assert make_previews([clip], sources, out, executor) == 1
+    assert make_previews([clip], sources, out, executor) == 0
+    stat_ = video.stat()
+    os.utime(video, ns=(stat_.st_atime_ns, stat_.st_mtime_ns + 10**9))
+    assert make_previews([clip], sources, out, executor) == 1
+    broken = {**clip, "num_frames": clip["num_frames"] + 10_000}  # past the source's end
+    with pytest.raises(StageFailed, match="previews: 1 task"):
+        make_previews([broken], sources, out, executor)
+    assert RunDir(out).failure_path("previews", clip["clip_id"]).is_file()
+    assert make_previews([clip], sources, out, executor) == 0
 
 
 def _umask() -> int:
