@@ -112,6 +112,12 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def file_identity(path: str | Path) -> list[int]:
+    """[size, modification time in ns] of a file: what a task key holds of an input file."""
+    stat = Path(path).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def file_sizes(out: Path, paths: Sequence[Path]) -> dict[str, int]:
     """{path relative to `out`: size} of files a marker promises."""
     return {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}

@@ -17,7 +17,7 @@ from timelapse_d.config import EncodeConfig, fingerprint
 from timelapse_d.errors import ConfigError
 from timelapse_d.executors import Executor, Resources
 from timelapse_d.manifest import read_rows
-from timelapse_d.runs import RunDir
+from timelapse_d.runs import RunDir, file_identity
 from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 from timelapse_d.stages.encode import encode_clip
 
@@ -67,10 +67,9 @@ class PreviewStage(MarkedStage):
         return str(item.clip["clip_id"])
 
     def key(self, item: PreviewItem) -> str:
-        source = Path(item.source).stat()
         cut = {column: item.clip.get(column) for column in CUT_COLUMNS}
         settings = dataclasses.asdict(PREVIEW_ENCODE)
-        return fingerprint(settings, cut, [source.st_size, source.st_mtime_ns])
+        return fingerprint(settings, cut, file_identity(item.source))
 
     def run(self, item: PreviewItem, run_dir: RunDir) -> Outcome:
         out = preview_path(run_dir.out, self.item_id(item))

@@ -28,7 +28,7 @@ from timelapse_d.precompute.batching import AdaptiveBatch
 from timelapse_d.precompute.sampling import Sampling, sample_clip
 from timelapse_d.precompute.settings import PrecomputeConfig
 from timelapse_d.publish.card import write_card
-from timelapse_d.runs import RunDir
+from timelapse_d.runs import RunDir, file_identity
 from timelapse_d.shards.fields import (
     FRAMES_MEMBER,
     encode_flow,
@@ -171,8 +171,7 @@ class PrecomputeStage:
         return clip_shard.stem
 
     def key(self, clip_shard: Path) -> str:
-        stat = clip_shard.stat()
-        identity = [stat.st_size, stat.st_mtime_ns]
+        identity = file_identity(clip_shard)
         return fingerprint(self.options.key_settings(), clip_shard.name, identity)
 
     def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ from timelapse_d.records import (
     Video,
     clip_id_for,
 )
-from timelapse_d.runs import RunDir, read_json, write_json
+from timelapse_d.runs import RunDir, file_identity, read_json, write_json
 from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 
 STAGE = "analyze"
@@ -206,11 +206,6 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
     return {"video": row.row(), "clips": clips, "stats": stats}
 
 
-def _file_identity(path: str) -> list[int]:
-    stat = Path(path).stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
 @dataclass(frozen=True)
 class AnalyzeStage(MarkedStage):
     """Per source video: ``run/analyze/<video_id>.json`` holding :func:`analyze_video`'s result;
@@ -224,7 +219,7 @@ class AnalyzeStage(MarkedStage):
         return video.video_id
 
     def key(self, video: SourceVideo) -> str:
-        return fingerprint(asdict(self.config), video.source_uri, _file_identity(video.path))
+        return fingerprint(asdict(self.config), video.source_uri, file_identity(video.path))
 
     def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
         """Done when marked and its saved result still parses (damage that kept the file's
