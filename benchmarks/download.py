@@ -27,6 +27,7 @@ from pathlib import Path
 from timelapse_d.acquire.download import download_all
 from timelapse_d.acquire.settings import DownloadConfig
 from timelapse_d.acquire.urls import read_url_list
+from timelapse_d.runs import RunDir
 
 RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -64,7 +65,9 @@ def plain_http(urls: list[str], folder: Path, workers: int) -> None:
 def pipeline(listing: Path, folder: Path, workers: int) -> int:
     """`download_all` on the URL list; returns the videos that ended ok."""
     config = DownloadConfig(workers=workers)
-    report = download_all(read_url_list(listing), config, folder / "files", folder / "state")
+    report = download_all(
+        read_url_list(listing), config, folder / "files", folder / "state", RunDir(folder)
+    )
     return report.counts()["ok"]
 
 

@@ -15,6 +15,7 @@ from timelapse_d.acquire.download import download_all
 from timelapse_d.acquire.provenance import to_source_videos
 from timelapse_d.acquire.settings import DownloadConfig, RetryConfig, YoutubeConfig
 from timelapse_d.acquire.urls import expand_youtube, read_url_list
+from timelapse_d.runs import RunDir
 
 FAST = DownloadConfig(workers=1, retry=RetryConfig(attempts=6, base_delay_s=0.01))
 GOOD = ["/v/a.mp4", "/v/b.mp4", "/v/c.mp4", "/v/short.mp4", "/v/busy.mp4"]
@@ -53,7 +54,7 @@ def test_every_outcome_is_classified_and_only_verified_files_count(
     host: VideoHost, tmp_path: Path
 ) -> None:
     candidates = read_url_list(url_list(host, tmp_path))
-    report = download_all(candidates, FAST, tmp_path / "out", tmp_path / "state")
+    report = download_all(candidates, FAST, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
     by_path = {r.url.removeprefix(host.base_url): r for r in report.records}
     assert {p: r.error_class for p, r in by_path.items() if not r.ok} == EXPECTED_FAILURES
     digest = hashlib.sha256(clip()).hexdigest()
@@ -69,10 +70,10 @@ def test_every_outcome_is_classified_and_only_verified_files_count(
 
     # A re-run fetches nothing; --retry-failed fetches the failures only.
     before = len(host.hits())
-    download_all(candidates, FAST, tmp_path / "out", tmp_path / "state")
+    download_all(candidates, FAST, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
     assert len(host.hits()) == before
     retry = DownloadConfig(workers=1, retry_failed=True, retry=FAST.retry)
-    download_all(candidates, retry, tmp_path / "out", tmp_path / "state")
+    download_all(candidates, retry, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
     assert {h.path for h in host.hits()[before:]} == set(EXPECTED_FAILURES)
 
 
@@ -80,11 +81,15 @@ def test_transient_failures_exhausted_stay_retryable(host: VideoHost, tmp_path: 
     host.faults["/v/a.mp4"] = Fault(status=503)
     candidates = read_url_list(url_list(host, tmp_path))[:1]
     config = DownloadConfig(workers=1, retry=RetryConfig(attempts=3, base_delay_s=0.01))
-    (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+    (record,) = download_all(
+        candidates, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path)
+    ).records
     assert (record.error_class, record.attempts) == ("network", 3)
     assert len(host.hits("/v/a.mp4")) == 3
     del host.faults["/v/a.mp4"]
-    (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+    (record,) = download_all(
+        candidates, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path)
+    ).records
     assert record.ok  # a transient class is tried again by the next run
 
 
@@ -97,7 +102,7 @@ def test_a_complete_partial_file_left_by_a_kill_is_fetched_anew(
     incoming = tmp_path / "out" / ".incoming"
     incoming.mkdir(parents=True)
     (incoming / f"{candidates[0].video_id}.mp4.part").write_bytes(clip())
-    report = download_all(candidates, FAST, tmp_path / "out", tmp_path / "state")
+    report = download_all(candidates, FAST, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
     assert report.counts() == {"ok": 1}
     assert report.records[0].sha256 == hashlib.sha256(clip()).hexdigest()
     assert 416 in [h.status for h in host.hits(GOOD[0])]  # the case under test did happen
@@ -108,7 +113,9 @@ def test_a_stalled_server_times_out_and_is_retried(host: VideoHost, tmp_path: Pa
     host.faults["/v/a.mp4"] = Fault(delay_s=1.5, times=1)
     candidates = read_url_list(url_list(host, tmp_path))[:1]
     config = DownloadConfig(workers=1, timeout_s=0.5, retry=FAST.retry)
-    (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+    (record,) = download_all(
+        candidates, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path)
+    ).records
     assert record.ok and record.attempts == 2
 
 
@@ -128,7 +135,9 @@ def test_proxy_and_cookies_pass_through_and_no_cookie_copy_stays(
         config = DownloadConfig(
             workers=1, proxy=proxy.base_url, cookies=str(cookies), retry=FAST.retry
         )
-        (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+        (record,) = download_all(
+            candidates, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path)
+        ).records
         through = proxy.hits()
     assert record.ok and host.hits() == []  # every request went through the proxy
     assert through and all(h.cookie == f"sid={secret}" for h in through)
@@ -149,7 +158,7 @@ def test_playlist_listing_expands_into_videos(host: VideoHost, tmp_path: Path) -
     assert [c.meta.url for c in found] == [host.url(f"/v/{n}.mp4") for n in ("a", "b", "c")]
     assert [c.meta.title for c in found] == ["Clip a", "Clip b", "Clip c"]
     assert [h.path for h in host.hits()] == ["/feed.xml"]  # flat: no video page read
-    report = download_all(found[:1], FAST, tmp_path / "out", tmp_path / "state")
+    report = download_all(found[:1], FAST, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
     assert report.records[0].ok and report.records[0].title == "Clip a"
 
 
@@ -176,7 +185,9 @@ def test_a_download_is_bounded_in_size_and_time(
         attempt_timeout_s=2.0,
         retry=RetryConfig(attempts=1),
     )
-    (record,) = download_all(candidates, config, tmp_path / "out", tmp_path / "state").records
+    (record,) = download_all(
+        candidates, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path)
+    ).records
     assert (record.error_class, record.ok) == (error_class, False)
     assert message in record.error_message
     kept = [p.stat().st_size for p in (tmp_path / "out").rglob("*") if p.is_file()]
@@ -194,8 +205,25 @@ def test_a_verified_file_removed_after_its_record_is_fetched_again(
 ) -> None:
     candidates = read_url_list(url_list(host, tmp_path))[:1]
     out, state = tmp_path / "out", tmp_path / "state"
-    (first,) = download_all(candidates, FAST, out, state).records
+    (first,) = download_all(candidates, FAST, out, state, RunDir(tmp_path)).records
     (out / first.path).unlink()
-    (again,) = download_all(candidates, FAST, out, state).records
+    (again,) = download_all(candidates, FAST, out, state, RunDir(tmp_path)).records
     assert again.ok and (out / again.path).stat().st_size == first.bytes
     assert len([h for h in host.hits(GOOD[0]) if h.status == 200]) >= 2
+
+
+def test_a_crashed_download_is_recorded_and_the_re_run_completes_it(
+    host: VideoHost, tmp_path: Path
+) -> None:
+    candidates = read_url_list(url_list(host, tmp_path))[:1]
+    out, state, run = tmp_path / "out", tmp_path / "state", RunDir(tmp_path)
+    blocked = state / "download" / f"{candidates[0].video_id}.json"
+    (blocked / "in-the-way").mkdir(parents=True)  # its record cannot be written: a crash
+    report = download_all(candidates, FAST, out, state, run)
+    assert report.records == [] and [f.name for f in report.crashed] == [candidates[0].video_id]
+    assert run.failures() == {"acquire": [candidates[0].video_id]}
+    (blocked / "in-the-way").rmdir()
+    blocked.rmdir()
+    (record,) = download_all(candidates, FAST, out, state, run).records
+    assert record.ok and (out / record.path).is_file()
+    assert run.failures() == {}  # the stale crash report went with the record

@@ -15,8 +15,9 @@ from standins.flickr_server import REST_PATH, FlickrStandIn, StandInVideo
 from standins.host import Fault
 
 from timelapse_d.acquire.credentials import FlickrCredentials
-from timelapse_d.acquire.download import download_all, load_records
+from timelapse_d.acquire.download import download_all
 from timelapse_d.acquire.flickr import FlickrClient, search_flickr
+from timelapse_d.acquire.provenance import load_records
 from timelapse_d.acquire.ratelimit import RateLimiter
 from timelapse_d.acquire.settings import (
     FLICKR_REST_URL,
@@ -25,6 +26,7 @@ from timelapse_d.acquire.settings import (
     RetryConfig,
 )
 from timelapse_d.errors import ConfigError
+from timelapse_d.runs import RunDir
 
 KEY, SECRET = "standin-key-5f1e0c9a77d3", "standin-secret-b48e21c6"
 CREDENTIALS = FlickrCredentials(KEY, SECRET)
@@ -105,7 +107,7 @@ def test_transient_failures_recover_and_permanent_ones_are_listed(tmp_path: Path
         server.faults[server.play_path(videos[2].id, "HD MP4")] = Fault(status=410)
         found = search_flickr(flickr_config(server), tmp_path / "state", CREDENTIALS)
         config = DownloadConfig(max_height=720, workers=2, retry=FAST_RETRY)
-        report = download_all(found, config, tmp_path / "out", tmp_path / "state")
+        report = download_all(found, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
         hits = server.hits()
     refused = [h.path for h in hits if h.status in (429, 500, 503)]  # API calls and files
     assert refused.count(REST_PATH) >= 3 and len(refused) - refused.count(REST_PATH) >= 3
@@ -158,7 +160,7 @@ def test_download_rate_limit_is_shared_by_worker_processes(tmp_path: Path) -> No
             max_height=720, workers=3, calls_per_period=calls, period_s=period, retry=FAST_RETRY
         )
         started = time.monotonic()
-        report = download_all(found, config, tmp_path / "out", tmp_path / "state")
+        report = download_all(found, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
         elapsed = time.monotonic() - started
         starts = [h for h in server.hits() if h.path.startswith("/play/")]
     assert report.counts() == {"ok": len(found)} and len(found) == 9
@@ -177,7 +179,7 @@ def test_keys_never_reach_files_or_logs(tmp_path: Path, monkeypatch, caplog) -> 
     with stand_in(videos, failure_rate=0.1) as server:
         found = search_flickr(flickr_config(server), tmp_path / "state", None)
         config = DownloadConfig(max_height=720, workers=1, retry=FAST_RETRY)
-        report = download_all(found, config, tmp_path / "out", tmp_path / "state")
+        report = download_all(found, config, tmp_path / "out", tmp_path / "state", RunDir(tmp_path))
     assert sum(r.ok for r in report.records) == 4  # the signed calls were accepted
     assert any(r.levelno == logging.DEBUG for r in caplog.records)  # debug logs were captured
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -18,7 +18,7 @@ import pytest
 from standins.clips import clip
 from standins.flickr_server import REST_PATH, FlickrStandIn, StandInVideo
 
-from timelapse_d.acquire.download import load_records
+from timelapse_d.acquire.provenance import load_records
 from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, RetryConfig
 
 pytestmark = pytest.mark.slow

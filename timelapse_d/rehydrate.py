@@ -129,9 +129,8 @@ def _rehydrate_locked(
         config.download,
         folder,
         run.stage_dir(ACQUIRE),
+        run,
     )
-    for failure in report.crashed:
-        run.record_failure(ACQUIRE, failure.name, f"{failure.error}\n\n{failure.traceback}")
     records = {r.video_id: r for r in report.records}
     ok = {video_id: r for video_id, r in records.items() if r.ok}
     todo = [

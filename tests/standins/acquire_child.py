@@ -13,6 +13,7 @@ from pathlib import Path
 from timelapse_d.acquire.download import download_all
 from timelapse_d.acquire.flickr import search_flickr
 from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, RetryConfig
+from timelapse_d.runs import RunDir
 
 
 def main() -> None:
@@ -21,7 +22,7 @@ def main() -> None:
     download = DownloadConfig(
         **{**raw["download"], "retry": RetryConfig(**raw["download"]["retry"])}
     )
-    report = download_all(search_flickr(flickr, state), download, out, state)
+    report = download_all(search_flickr(flickr, state), download, out, state, RunDir(state.parent))
     print(json.dumps(dict(report.counts())))
 
 

@@ -8,6 +8,8 @@ Layout (``OUT`` is the download folder, ``STATE`` the acquisition state folder):
     STATE/downloads/<video_id>.json  the record of a finished video (ok or failed), written last
     STATE/download-ratelimit.json    limiter of download starts (download.calls_per_period)
 
+Downloads run as `DownloadStage` through `run_stage`, the record being the stage's marker
+(a crash leaves no record, only its report in ``run/failures/acquire/``, and is tried again).
 A video with an ok record is never fetched again; a verified file without its record (a kill
 between the two) is recorded without fetching. Failed videos are fetched again by the next run
 when their class is not permanent, or always with ``download.retry_failed``.
@@ -53,17 +55,18 @@ from timelapse_d.acquire.provenance import (
     Candidate,
     Provenance,
     ProvenanceRecord,
-    load_records,
+    load_record,
     provenance_fields,
 )
 from timelapse_d.acquire.ratelimit import RateLimiter
 from timelapse_d.acquire.retry import call_with_retry, parse_retry_after, status_class
 from timelapse_d.acquire.settings import DownloadConfig
 from timelapse_d.errors import ERROR_CLASSES, AcquireError, ProbeError
-from timelapse_d.executors import LocalExecutor, Task, TaskFailure
+from timelapse_d.executors import Executor, LocalExecutor, Resources, TaskFailure
 from timelapse_d.media.probe import VideoProbe, index_past_end, open_video, probe_video
 from timelapse_d.records import VIDEO_STATUS_OK
-from timelapse_d.runs import write_json
+from timelapse_d.runs import RunDir, write_json
+from timelapse_d.stages.base import Outcome, run_stage
 
 LOG = logging.getLogger("timelapse_d")
 INCOMING = ".incoming"
@@ -123,9 +126,15 @@ class DownloadReport:
 
 
 def download_all(
-    candidates: Iterable[Candidate], config: DownloadConfig, out_dir: Path, state_dir: Path
+    candidates: Iterable[Candidate],
+    config: DownloadConfig,
+    out_dir: Path,
+    state_dir: Path,
+    run: RunDir,
+    executor: Executor | None = None,
 ) -> DownloadReport:
-    """Download every candidate not done yet with `config.workers` in flight; records for all.
+    """Download every candidate not done yet through `run_stage` (`executor`, by default
+    `config.workers` in flight); records for all, crashes recorded in run/failures/acquire/.
 
     The records come in candidate order (the first of candidates sharing a video id).
     """
@@ -133,29 +142,51 @@ def download_all(
     unique: dict[str, Candidate] = {}
     for candidate in candidates:
         unique.setdefault(candidate.video_id, candidate)
-    done = {r.video_id: r for r in load_records(state_dir)}
-    todo = []
-    for candidate in unique.values():
-        if not _wanted(done.get(candidate.video_id), config.retry_failed, out_dir):
-            continue
-        if candidate.failure is not None:
-            done[candidate.video_id] = _save(
-                state_dir, ProvenanceRecord.failed(candidate.meta, candidate.failure)
-            )
-        else:
-            todo.append(candidate)
-    LOG.info("download: %d videos, %d to fetch", len(unique), len(todo))
-    tasks = [Task(c.video_id, download_one, (c, config, out_dir, state_dir)) for c in todo]
-    crashed = []
-    for task, result in LocalExecutor(config.workers).map(tasks, STAGE):
-        if isinstance(result, TaskFailure):
-            LOG.error("download %s crashed: %s", task.name, result.error)
-            crashed.append(result)
-        else:
-            done[result.video_id] = result
-    report = DownloadReport([done[v] for v in unique if v in done], crashed)
+    stage = DownloadStage(config, out_dir, state_dir)
+    result = run_stage(stage, unique.values(), run, executor or LocalExecutor(config.workers))
+    records = [ProvenanceRecord.from_row(result.stats[v]) for v in unique if v in result.stats]
+    report = DownloadReport(records, list(result.failed.values()))
     LOG.info("download: %s", ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())))
     return report
+
+
+@dataclass(frozen=True)
+class DownloadStage:
+    """Per candidate: its verified file in `out_dir` and its record in
+    ``state_dir/download/<video_id>.json``, which is also its marker (see module)."""
+
+    config: DownloadConfig
+    out_dir: Path
+    state_dir: Path
+    name: str = "acquire"  # crashes in run/failures/acquire/, beside the search's state
+    resources: Resources = Resources(cpus=0.25, memory_mb=512)  # waits on the network
+
+    def item_id(self, candidate: Candidate) -> str:
+        return candidate.video_id
+
+    def key(self, candidate: Candidate) -> str:
+        return candidate.video_id  # a record stands whatever the settings (see `done`)
+
+    def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
+        """The record of an ok video whose file is in place at its size, or of a failure not
+        to retry (a permanent class, without ``retry_failed``)."""
+        record = load_record(self.state_dir / STAGE / f"{item_id}.json")
+        if record is None or _wanted(record, self.config.retry_failed, self.out_dir):
+            return None
+        return record.to_row()
+
+    def run(self, candidate: Candidate, run_dir: RunDir) -> Outcome:
+        if candidate.failure is not None:  # the source already said why it cannot be had
+            record = _save(
+                self.state_dir, ProvenanceRecord.failed(candidate.meta, candidate.failure)
+            )
+        else:
+            record = download_one(candidate, self.config, self.out_dir, self.state_dir)
+        return Outcome(record.to_row())
+
+    def mark(self, run_dir: RunDir, item_id: str, key: str, outcome: Outcome) -> None:
+        """Nothing to write: `run` wrote the record; an old crash report is out of date."""
+        run_dir.failure_path(self.name, item_id).unlink(missing_ok=True)
 
 
 def download_one(
@@ -433,9 +464,7 @@ def _iso_day(yyyymmdd: Any) -> str | None:
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else None
 
 
-def _wanted(record: ProvenanceRecord | None, retry_failed: bool, out_dir: Path) -> bool:
-    if record is None:
-        return True
+def _wanted(record: ProvenanceRecord, retry_failed: bool, out_dir: Path) -> bool:
     if record.ok:
         try:
             return (out_dir / record.path).stat().st_size != record.bytes

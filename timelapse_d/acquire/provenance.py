@@ -151,10 +151,16 @@ def _credit(record: ProvenanceRecord) -> str:
 def load_records(state_dir: Path) -> list[ProvenanceRecord]:
     """Every download record written so far under `state_dir`, by video id."""
     folder = state_dir / STAGE
-    records = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            records.append(ProvenanceRecord.from_row(read_json(path)))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            LOG.warning("download record %s is damaged: its video is fetched again", path)
-    return records
+    found = (load_record(p) for p in sorted(folder.glob("*.json")) if folder.is_dir())
+    return [record for record in found if record is not None]
+
+
+def load_record(path: Path) -> ProvenanceRecord | None:
+    """The download record in `path`; None when there is none or it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        return ProvenanceRecord.from_row(read_json(path))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        LOG.warning("download record %s is damaged: its video is fetched again", path)
+        return None

@@ -178,6 +178,9 @@ class PrecomputeStage:
         target = field_shard(run_dir.out / "shards" / f"{item_id}.tar", self.options.field)
         return run_dir.done_stats(self.name, item_id, key) if target.is_file() else None
 
+    def mark(self, run_dir: RunDir, item_id: str, key: str, outcome: Outcome) -> None:
+        run_dir.mark_done(self.name, item_id, key, outcome.stats, outcome.outputs)
+
     def run(self, clip_shard: Path, run_dir: RunDir) -> Outcome:
         compute = _loaded_compute(run_dir.out, self.options)
         target = field_shard(clip_shard, self.options.field)

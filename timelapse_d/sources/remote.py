@@ -76,9 +76,7 @@ def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
     folder = out / "sources" / config.source
     is_blocked = blocklist(out)  # videos `tld takedown` took out are never fetched again
     candidates = [c for c in candidates if not is_blocked(dataclasses.asdict(c.meta))]
-    report = download_all(candidates, config.download, folder, state)
-    for failure in report.crashed:
-        run.record_failure("acquire", failure.name, f"{failure.error}\n\n{failure.traceback}")
+    report = download_all(candidates, config.download, folder, state, run)
     provenance = {r.video_id: provenance_row(r.to_row()) for r in report.records}
     failed = [
         Video(
@@ -102,8 +100,7 @@ def provenance_row(record: dict[str, Any]) -> dict[str, Any]:
 def write_attribution(out: Path, target: Path | None = None, every_download: bool = False) -> Path:
     """Write the credit lines a release must ship: one per source video with a kept clip (or
     per downloaded video with `every_download`), from the provenance kept in OUT/run/."""
-    from timelapse_d.acquire.download import load_records
-    from timelapse_d.acquire.provenance import attribution_lines
+    from timelapse_d.acquire.provenance import attribution_lines, load_records
     from timelapse_d.manifest import read_rows
 
     records = load_records(RunDir(out).stage_dir("acquire"))

@@ -3,9 +3,10 @@
 A stage turns items into outputs under ``OUT/run/<stage>/`` (or elsewhere under OUT). The
 runner, :func:`run_stage`, skips every item whose completion marker carries the fingerprint
 ``stage.key(item)`` and whose outputs are in place, runs the rest through an executor, marks
-each finished item done with its stats and outputs, and records each unexpected failure under
-``OUT/run/failures/<stage>/`` (no marker: a re-run tries it again). Stages are picklable
-(settings only): a process pool or a cluster runs `stage.run(item, run_dir)` elsewhere.
+each finished item done with its stats and outputs (``stage.mark``), and records each
+unexpected failure under ``OUT/run/failures/<stage>/`` (no marker: a re-run tries it again).
+Stages are picklable (settings only): a process pool or a cluster runs `stage.run(item,
+run_dir)` elsewhere.
 """
 
 from __future__ import annotations
@@ -62,14 +63,22 @@ class Stage(Protocol[Item_contra]):
         """The stats of a completed item, None when it must run (again)."""
         ...
 
+    def mark(self, run_dir: RunDir, item_id: str, key: str, outcome: Outcome) -> None:
+        """Record a finished item so that `done` finds it (run last, after its outputs)."""
+        ...
+
 
 class MarkedStage:
-    """Default `done`: a marker with this key whose outputs are all in place."""
+    """Default `done` and `mark`: a marker ``run/<name>/<id>.done.json`` with this key, done
+    while the outputs it lists are all in place."""
 
     name: str
 
     def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
         return run_dir.done_stats(self.name, item_id, key)
+
+    def mark(self, run_dir: RunDir, item_id: str, key: str, outcome: Outcome) -> None:
+        run_dir.mark_done(self.name, item_id, key, outcome.stats, outcome.outputs)
 
 
 class StageFailed(TldError):
@@ -97,7 +106,7 @@ class StageResult:
 
 def _run_item(stage: Stage[Item], item: Item, run_dir: RunDir, key: str) -> dict[str, Any]:
     outcome = stage.run(item, run_dir)
-    run_dir.mark_done(stage.name, stage.item_id(item), key, outcome.stats, outcome.outputs)
+    stage.mark(run_dir, stage.item_id(item), key, outcome)
     return outcome.stats
 
 

@@ -30,7 +30,7 @@ from timelapse_d.executors import Executor, Resources
 from timelapse_d.executors.local import die_with_parent
 from timelapse_d.records import Clip
 from timelapse_d.runs import RunDir, atomic_path, host_error_text
-from timelapse_d.stages.base import Outcome, run_stage
+from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 
 STAGE = "encode"
 
@@ -209,7 +209,7 @@ def clip_path(run_dir: RunDir, clip_id: str) -> Path:
 
 
 @dataclass(frozen=True)
-class EncodeStage:
+class EncodeStage(MarkedStage):
     """Per kept clip: ``run/encode/<clip_id>.mp4``, or the clip's `encode_error` when ffmpeg
     cannot make it (an expected outcome, marked done). A failure of the machine is never
     recorded: it raises HostError, and an outcome an earlier version recorded with one is
