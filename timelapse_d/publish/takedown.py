@@ -26,8 +26,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
-from timelapse_d.annotation.previews import STAGE as PREVIEWS_STAGE
-from timelapse_d.annotation.previews import preview_path
 from timelapse_d.assemble import CLIPS_TABLE, MANIFEST
 from timelapse_d.errors import ConfigError
 from timelapse_d.manifest import CLIP_SCHEMA, VIDEO_SCHEMA, read_rows, write_table
@@ -237,6 +235,10 @@ def _remove_sources(out: Path, videos: list[dict[str, Any]]) -> None:
 
 def _remove_files(out: Path, run: RunDir, report: TakedownReport) -> None:
     """Cut clips, previews, download records and analysis results of the taken-down videos."""
+    # Imported here: the build imports this module (for its blocklist), never annotation code.
+    from timelapse_d.annotation.previews import STAGE as PREVIEWS_STAGE
+    from timelapse_d.annotation.previews import preview_path
+
     for clip_id in report.clips:
         for path in (
             preview_path(out, clip_id),
