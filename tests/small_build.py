@@ -39,6 +39,13 @@ def build_command(source: Path, out: Path, workers: int = 2, **settings: str) ->
     return ["build", *common, "--workers", str(workers), *sets]
 
 
+def build_into(source: Path, out: Path) -> Path:
+    """`out` after a successful `tld build` of `source` with the default settings above."""
+    result = tld(*build_command(source, out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def snapshot(out: Path) -> dict:
     """Everything a consumer reads: manifests and every shard sample, byte for byte."""
     shards = {}

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from small_build import build_command, last_line, small_input, snapshot, tld
+from small_build import build_command, build_into, last_line, small_input, snapshot, tld
 
 from timelapse_d.errors import HostError
 from timelapse_d.stages.encode import _run_ffmpeg, require_ffmpeg
@@ -25,10 +25,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("reference") / "out"
-    result = tld(*build_command(source, out))
-    assert result.returncode == 0, result.stderr
-    return snapshot(out)
+    return snapshot(build_into(source, tmp_path_factory.mktemp("reference") / "out"))
 
 
 def _mount_tmpfs(folder: Path, size: str) -> bool:

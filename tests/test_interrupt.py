@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from small_build import build_command, last_line, small_input, snapshot, tld
+from small_build import build_command, build_into, last_line, small_input, snapshot, tld
 
 pytestmark = pytest.mark.slow
 WAIT_S = 120.0  # generous bound of the waits below; the outcome never depends on it
@@ -26,9 +26,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("reference") / "out"
-    assert tld(*build_command(source, out)).returncode == 0
-    return snapshot(out)
+    return snapshot(build_into(source, tmp_path_factory.mktemp("reference") / "out"))
 
 
 def _session(sid: int) -> list[int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from small_build import build_command, last_line, small_input, snapshot, tld
+from small_build import build_command, build_into, last_line, small_input, snapshot, tld
 
 from timelapse_d.annotation.previews import make_previews, source_paths
 from timelapse_d.executors import LocalExecutor
@@ -31,10 +31,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("built") / "out"
-    result = tld(*build_command(source, out))
-    assert result.returncode == 0, result.stderr
-    return out
+    return build_into(source, tmp_path_factory.mktemp("built") / "out")
 
 
 @pytest.fixture
