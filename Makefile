@@ -23,7 +23,7 @@ install:
 # Everything the tests exercise: torch first (pinned), then the project with its extras.
 install-all:
 	$(PYTHON) -m pip install -q '$(TORCH)'
-	$(PYTHON) -m pip install -q -e '.[test,models,acquire,annotation,tensorboard,report]'
+	$(PYTHON) -m pip install -q -e '.[test,models,acquire,annotation,tensorboard,report,ray]'
 
 label-studio: install-all
 	test -x $(LABEL_STUDIO_VENV)/bin/label-studio || \

@@ -71,9 +71,8 @@ def test_a_worker_dying_natively_fails_its_tasks_and_the_rerun_completes(
 
 
 def test_an_unknown_executor_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown executor 'cluster'; available: local"):
+    with pytest.raises(ConfigError, match="unknown executor 'cluster'; available: local, ray"):
         make_executor("cluster", 2)
-    config = resolve_config(source="synthetic", overrides={"executor": "cluster"})
-    with pytest.raises(ConfigError, match="unknown executor"):
-        build(config, tmp_path / "out")
+    with pytest.raises(ConfigError, match="executor.*local.*ray"):
+        resolve_config(source="synthetic", overrides={"executor": "cluster"})
     assert not (tmp_path / "out").exists()

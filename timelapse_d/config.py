@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from timelapse_d.acquire.settings import DownloadConfig, FlickrConfig, YoutubeConfig
 from timelapse_d.config_loader import flatten, from_mapping, read_yaml, with_overrides
@@ -154,9 +154,11 @@ class BuildConfig:
     source: str = "local"
     input: str | None = None
     workers: int = 1
-    # How tasks run (`local`: this process, or a pool of `workers` processes); never what
+    # How tasks run (`local`: this process, or a pool of `workers` processes; `ray`: on the
+    # Ray cluster at `ray_address`, `auto` being the one this machine belongs to); never what
     # they produce.
-    executor: str = "local"
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = "auto"
     # Each stage starts only with this much free space on OUT's disk (a full disk mid-stage
     # stops the build too, recording nothing about the clips; the re-run goes on).
     min_free_mb: int = 500

@@ -41,7 +41,7 @@ def build(config: BuildConfig, out: Path, executor: Executor | None = None) -> S
     writing anything but its log and config leaves no `out` behind when it created it.
     """
     require_ffmpeg()
-    executor = executor or make_executor(config.executor, config.workers)
+    executor = executor or make_executor(config.executor, config.workers, config.ray_address)
     run = RunDir(out)
     created = not out.exists()
     try:
@@ -60,10 +60,11 @@ def build(config: BuildConfig, out: Path, executor: Executor | None = None) -> S
 
 
 def _build_locked(config: BuildConfig, out: Path, run: RunDir, executor: Executor) -> Summary:
+    executor.check_storage(out)
     run.summary_path.unlink(missing_ok=True)
     run.save_config(config.to_dict())
     run.check_space(config.min_free_mb, "acquire")
-    acquired = without_taken_down(acquire(config, out, run), out)
+    acquired = without_taken_down(acquire(config, out, run, executor), out)
     LOG.info("build: %d source videos from %s", len(acquired.videos), config.source)
     run.check_space(config.min_free_mb, "analyze")
     analyzed = analyze_videos(acquired.videos, config.analyze, run, executor)

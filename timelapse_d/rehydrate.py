@@ -101,10 +101,10 @@ def rehydrate(
 
     `config` supplies the download settings, `workers`, and the encode and shard settings,
     which must be those of the published build for the clips to come out the same.
-    `executor` runs the encode and shard tasks (default: the one the config names).
+    `executor` runs the download, encode and shard tasks (default: the one the config names).
     """
     require_ffmpeg()
-    executor = executor or make_executor(config.executor, config.workers)
+    executor = executor or make_executor(config.executor, config.workers, config.ray_address)
     published = without_taken_down_clips(read_published(Path(manifest)), out, Path(manifest).parent)
     run = RunDir(out)
     with run.exclusive():
@@ -121,6 +121,7 @@ def rehydrate(
 def _rehydrate_locked(
     published: Published, config: BuildConfig, out: Path, run: RunDir, executor: Executor
 ) -> Summary:
+    executor.check_storage(out)
     needed = {c.video_id for c in published.clips if _is_kept(c)}
     folder = out / "sources" / DOWNLOADS
     run.check_space(config.min_free_mb, "download")
@@ -130,6 +131,7 @@ def _rehydrate_locked(
         folder,
         run.stage_dir(ACQUIRE),
         run,
+        executor,
     )
     records = {r.video_id: r for r in report.records}
     ok = {video_id: r for video_id, r in records.items() if r.ok}

@@ -58,7 +58,7 @@ from timelapse_d.acquire.provenance import (
     load_record,
     provenance_fields,
 )
-from timelapse_d.acquire.ratelimit import RateLimiter
+from timelapse_d.acquire.ratelimit import Limiter
 from timelapse_d.acquire.retry import call_with_retry, parse_retry_after, status_class
 from timelapse_d.acquire.settings import DownloadConfig
 from timelapse_d.errors import ERROR_CLASSES, AcquireError, ProbeError
@@ -133,8 +133,9 @@ def download_all(
     run: RunDir,
     executor: Executor | None = None,
 ) -> DownloadReport:
-    """Download every candidate not done yet through `run_stage` (`executor`, by default
-    `config.workers` in flight); records for all, crashes recorded in run/failures/acquire/.
+    """Download every candidate not done yet through `run_stage` on `executor` (default: this
+    machine), at most `config.workers` at once; records for all, crashes recorded in
+    run/failures/acquire/.
 
     The records come in candidate order (the first of candidates sharing a video id).
     """
@@ -142,8 +143,16 @@ def download_all(
     unique: dict[str, Candidate] = {}
     for candidate in candidates:
         unique.setdefault(candidate.video_id, candidate)
-    stage = DownloadStage(config, out_dir, state_dir)
-    result = run_stage(stage, unique.values(), run, executor or LocalExecutor(config.workers))
+    executor = executor or LocalExecutor()
+    limiter = (
+        executor.rate_limiter(
+            state_dir / f"{STAGE}-ratelimit.json", config.calls_per_period, config.period_s
+        )
+        if config.calls_per_period
+        else None
+    )
+    stage = DownloadStage(config, out_dir, state_dir, limiter)
+    result = run_stage(stage, unique.values(), run, executor)
     records = [ProvenanceRecord.from_row(result.stats[v]) for v in unique if v in result.stats]
     report = DownloadReport(records, list(result.failed.values()))
     LOG.info("download: %s", ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())))
@@ -158,8 +167,13 @@ class DownloadStage:
     config: DownloadConfig
     out_dir: Path
     state_dir: Path
+    limiter: Limiter | None = None  # of download starts, shared by every task (see executor)
     name: str = "acquire"  # crashes in run/failures/acquire/, beside the search's state
-    resources: Resources = Resources(cpus=0.25, memory_mb=512)  # waits on the network
+
+    @property
+    def resources(self) -> Resources:
+        """A quarter of a CPU (it waits on the network), at most `download.workers` at once."""
+        return Resources(cpus=0.25, memory_mb=512, concurrency=self.config.workers)
 
     def item_id(self, candidate: Candidate) -> str:
         return candidate.video_id
@@ -181,7 +195,9 @@ class DownloadStage:
                 self.state_dir, ProvenanceRecord.failed(candidate.meta, candidate.failure)
             )
         else:
-            record = download_one(candidate, self.config, self.out_dir, self.state_dir)
+            record = download_one(
+                candidate, self.config, self.out_dir, self.state_dir, self.limiter
+            )
         return Outcome(record.to_row())
 
     def mark(self, run_dir: RunDir, item_id: str, key: str, outcome: Outcome) -> None:
@@ -190,15 +206,15 @@ class DownloadStage:
 
 
 def download_one(
-    candidate: Candidate, config: DownloadConfig, out_dir: Path, state_dir: Path
+    candidate: Candidate,
+    config: DownloadConfig,
+    out_dir: Path,
+    state_dir: Path,
+    limiter: Limiter | None = None,
 ) -> ProvenanceRecord:
-    """Fetch, verify and place one video (retrying transient errors); write its record."""
+    """Fetch, verify and place one video (retrying transient errors, each attempt's start
+    taken from `limiter`); write its record."""
     meta = candidate.meta
-    limiter = (
-        RateLimiter(state_dir / f"{STAGE}-ratelimit.json", config.calls_per_period, config.period_s)
-        if config.calls_per_period
-        else None
-    )
 
     def attempt() -> _Fetched:
         placed = _placed(out_dir, meta)

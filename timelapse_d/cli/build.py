@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from timelapse_d.cli.options import BUILD_FOLDER
+from timelapse_d.cli.options import BUILD_FOLDER, executor_options, executor_overrides
 from timelapse_d.config import resolve_config
 from timelapse_d.config_loader import parse_set
 from timelapse_d.errors import ConfigError
@@ -64,6 +64,7 @@ from timelapse_d.sources import SOURCES
     help="Override one config key, e.g. --set filter.min_height=240 (repeatable).",
 )
 @click.option("--workers", type=int, help="Parallel worker processes (default 1).")
+@executor_options
 def build(
     source: str,
     input_path: Path | None,
@@ -80,6 +81,8 @@ def build(
     playlist: str | None,
     channel: str | None,
     retry_failed: bool,
+    executor: str | None,
+    ray_address: str | None,
 ) -> None:
     """Download or find videos, cut, analyse, filter, encode and shard them into OUT.
 
@@ -107,6 +110,7 @@ def build(
         overrides["input"] = str(input_path)
     if workers is not None:
         overrides["workers"] = workers
+    overrides.update(executor_overrides(executor, ray_address))
     config = resolve_config(source=source, recipe=recipe, overrides=overrides)
     summary = run_build(config, out)
     click.echo(summary.text())
@@ -158,8 +162,15 @@ def status(out: Path) -> None:
     help="Override one config key: the published build's encode.* and shard.* settings, "
     "download.* (workers, proxy, cookies, rate limit) (repeatable).",
 )
+@executor_options
 def rehydrate(
-    manifest: Path, out: Path, workers: int | None, retry_failed: bool, sets: tuple[str, ...]
+    manifest: Path,
+    out: Path,
+    workers: int | None,
+    retry_failed: bool,
+    sets: tuple[str, ...],
+    executor: str | None,
+    ray_address: str | None,
 ) -> None:
     """Rebuild a published dataset in OUT from MANIFEST, a Parquet file of clip rows whose
     source_uri is the source video's URL.
@@ -175,6 +186,7 @@ def rehydrate(
         overrides["workers"] = workers
     if retry_failed:
         overrides["download.retry_failed"] = True
+    overrides.update(executor_overrides(executor, ray_address))
     config = resolve_config(source="urls", overrides=overrides)
     summary = run_rehydrate(manifest, out, config)
     click.echo(summary.text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from timelapse_d.cli.options import BUILD_FOLDER, WEIGHTS_DIR
+from timelapse_d.cli.options import BUILD_FOLDER, WEIGHTS_DIR, executor_options
 
 
 @click.command()
@@ -30,6 +30,8 @@ from timelapse_d.cli.options import BUILD_FOLDER, WEIGHTS_DIR
 @click.option("--size", type=int, help="Square frame size (default 256).")
 @click.option("--classes", is_flag=True, help="masks: also store the 150 ADE20K class map.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="precompute.<key>=...")
+@click.option("--workers", type=int, default=1, show_default=True, help="Shards at a time (local).")
+@executor_options
 def precompute(
     field: str,
     out: Path,
@@ -42,14 +44,20 @@ def precompute(
     size: int | None,
     classes: bool,
     sets: tuple[str, ...],
+    workers: int,
+    executor: str | None,
+    ray_address: str | None,
 ) -> None:
     """Write frames, flow or mask shards aligned with the clip shards of OUT/shards.
 
     Settings: the recipe's `precompute` section saved with the build, then --set, then the
     options; what a run used is saved in OUT/run/precompute-FIELD.yaml. Resumable: finished
-    shards are skipped; a shard is written, checked, then renamed.
+    shards are skipped; a shard is written, checked, then renamed. One task per clip shard:
+    with --executor ray, each runs on a long-lived Ray worker holding the network (one GPU
+    each with --device cuda).
     """
     from timelapse_d.config_loader import parse_set
+    from timelapse_d.executors import make_executor
     from timelapse_d.precompute import resolve
     from timelapse_d.precompute.stage import precompute as run_precompute
 
@@ -67,7 +75,8 @@ def precompute(
     overrides = parse_set(list(sets))
     overrides.update({f"precompute.{k}": v for k, v in given.items() if v is not None})
     section = resolve.precompute_section(out, overrides)
-    report = run_precompute(out, resolve.precompute_options(name, section))
+    runner = make_executor(executor or "local", workers, ray_address or "auto")
+    report = run_precompute(out, resolve.precompute_options(name, section), runner)
     resolve.save_section(out, name, section)
     for line in report.lines():
         click.echo(line)

@@ -6,7 +6,8 @@ task's unexpected exception comes back as a :class:`TaskFailure`; a failure of t
 (:class:`timelapse_d.runs.HostError`, a full disk) or of the configuration (ConfigError)
 stops the run.
 
-`make_executor(name, workers)` gives the executor the `executor` config key names.
+`make_executor(name, workers, ray_address)` gives the executor the `executor` config key names
+(`local`, or `ray`: :mod:`timelapse_d.executors.ray_cluster`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from timelapse_d.errors import ConfigError
 from timelapse_d.executors.base import Executor, Resources, Task, TaskFailure, run_task
 from timelapse_d.executors.local import LocalExecutor
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "ray")
 
 __all__ = [
     "EXECUTORS",
@@ -29,8 +30,13 @@ __all__ = [
 ]
 
 
-def make_executor(name: str, workers: int) -> Executor:
-    """The executor called `name` running `workers` tasks at a time."""
+def make_executor(name: str, workers: int, ray_address: str | None = "auto") -> Executor:
+    """The executor called `name`: `local` runs `workers` tasks at a time on this machine,
+    `ray` places tasks on the Ray cluster at `ray_address` by the resources they ask."""
     if name == "local":
         return LocalExecutor(workers)
+    if name == "ray":
+        from timelapse_d.executors.ray_cluster import RayExecutor
+
+        return RayExecutor(ray_address)
     raise ConfigError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")

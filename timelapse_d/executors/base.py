@@ -5,20 +5,31 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from timelapse_d.errors import ConfigError, HostError
 from timelapse_d.runs import is_host_failure
+
+if TYPE_CHECKING:
+    from timelapse_d.acquire.ratelimit import Limiter
 
 
 @dataclass(frozen=True)
 class Resources:
     """What one task needs, for executors that place tasks (a cluster); the local one runs
-    `workers` tasks at a time whatever they ask for."""
+    `workers` tasks at a time whatever they ask for.
+
+    `concurrency` caps how many of a stage's tasks run at once (0: as many as fit), for work
+    bounded by something other than the machines (downloads from one host). `long_lived`
+    tasks run in workers that outlive them, so what a task loads (a network) serves the next.
+    """
 
     cpus: float = 1.0
     gpus: float = 0.0
     memory_mb: int = 1024
+    concurrency: int = 0
+    long_lived: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,16 @@ class Executor(Protocol):
 
     def map(self, tasks: Sequence[Task], desc: str = "tasks") -> Iterator[tuple[Task, Any]]:
         """Run `tasks`; `desc` names them in progress lines. Order of completion, not input."""
+        ...
+
+    def check_storage(self, folder: Path) -> None:
+        """Raise ConfigError unless every machine that runs tasks sees `folder` as this one
+        does (tasks read and write the build folder in place)."""
+        ...
+
+    def rate_limiter(self, state: Path, calls: int, period_s: float) -> Limiter:
+        """A limiter of at most `calls` calls per `period_s` shared by every task of this
+        executor, wherever it runs; `state` names it (a file on one machine)."""
         ...
 
 

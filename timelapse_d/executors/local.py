@@ -15,24 +15,23 @@ terminates them when it stops early, and each exits by itself when the command's
 from __future__ import annotations
 
 import ctypes
-import logging
 import multiprocessing
 import os
 import select
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
-
-from tqdm import tqdm
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from timelapse_d.executors.base import Task, TaskFailure, run_task
+from timelapse_d.executors.progress import Progress
 
-LOG = logging.getLogger("timelapse_d")
+if TYPE_CHECKING:
+    from timelapse_d.acquire.ratelimit import Limiter
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -75,27 +74,6 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.terminate()
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Progress:
-    """A progress bar on a terminal, a plain log line every ~10% otherwise."""
-
-    def __init__(self, desc: str, total: int) -> None:
-        self.desc, self.total, self.done = desc, total, 0
-        self.bar = tqdm(total=total, desc=desc, unit="task") if sys.stderr.isatty() else None
-        self.next_log = 0.0
-
-    def step(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.done / max(self.total, 1) >= self.next_log or self.done == self.total:
-            LOG.info("%s: %d/%d tasks", self.desc, self.done, self.total)
-            self.next_log = self.done / max(self.total, 1) + 0.1
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
@@ -142,20 +120,29 @@ class LocalExecutor:
         self.workers = workers
 
     def map(self, tasks: Sequence[Task], desc: str = "tasks") -> Iterator[tuple[Task, Any]]:
-        """Run tasks, yielding (task, result or TaskFailure) as each completes."""
-        progress = _Progress(desc, len(tasks))
-        started = time.monotonic()
+        """Run tasks, yielding (task, result or TaskFailure) as each completes: `workers` at a
+        time, or as many as the tasks' `concurrency` asks (a download pool)."""
+        progress = Progress(desc, len(tasks))
+        workers = max((t.resources.concurrency for t in tasks), default=0) or self.workers
         try:
-            if self.workers <= 1 or len(tasks) <= 1:
+            if workers <= 1 or len(tasks) <= 1:
                 for task in tasks:
                     yield task, run_task(task)
                     progress.step()
                 return
             queue = list(reversed(tasks))
             while queue:
-                for task, result in _run_pool(queue, self.workers):
+                for task, result in _run_pool(queue, workers):
                     yield task, result
                     progress.step()
         finally:
             progress.close()
-            LOG.info("%s: %d tasks in %.1f s", desc, progress.done, time.monotonic() - started)
+
+    def check_storage(self, folder: Path) -> None:
+        """Nothing to check: every task runs on this machine."""
+
+    def rate_limiter(self, state: Path, calls: int, period_s: float) -> Limiter:
+        """A limiter kept in the file `state`, shared by this machine's processes."""
+        from timelapse_d.acquire.ratelimit import RateLimiter
+
+        return RateLimiter(state, calls, period_s)

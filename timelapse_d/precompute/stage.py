@@ -128,10 +128,12 @@ def precompute(
     run = RunDir(out)
     report = PrecomputeReport(options.field, options.backend)
     stage = PrecomputeStage(options)
+    executor = executor or LocalExecutor(1)
     with run.exclusive():
+        executor.check_storage(out)
         run.check_space(_min_free_mb(out), f"precompute {options.field}")
         _remove_orphans(out / "shards", options.field, shards)
-        result = run_stage(stage, shards, run, executor or LocalExecutor(1))
+        result = run_stage(stage, shards, run, executor)
         for name in result.ran:
             stats = result.stats[name]
             report.shards_done += 1
@@ -165,7 +167,7 @@ class PrecomputeStage:
     @property
     def resources(self) -> Resources:
         gpus = 0.0 if self.options.device == "cpu" else 1.0
-        return Resources(cpus=1.0, gpus=gpus, memory_mb=4096)
+        return Resources(cpus=1.0, gpus=gpus, memory_mb=4096, long_lived=True)
 
     def item_id(self, clip_shard: Path) -> str:
         return clip_shard.stem

@@ -15,6 +15,7 @@ from typing import Any
 
 from timelapse_d.config import BuildConfig
 from timelapse_d.errors import ConfigError
+from timelapse_d.executors import Executor
 from timelapse_d.records import VIDEO_STATUS_FAILED, SourceVideo, Video
 from timelapse_d.runs import RunDir, write_atomic
 from timelapse_d.sources import REMOTE_SOURCES
@@ -47,8 +48,11 @@ class Acquired:
     failed: list[Video] = field(default_factory=list)
 
 
-def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
-    """Search (or list) the source, download what is missing, and describe every candidate."""
+def acquire_remote(
+    config: BuildConfig, out: Path, run: RunDir, executor: Executor | None = None
+) -> Acquired:
+    """Search (or list) the source, download what is missing (on `executor`), and describe
+    every candidate."""
     from timelapse_d.acquire.checks import check_download, check_flickr, check_youtube
     from timelapse_d.acquire.download import download_all
     from timelapse_d.acquire.provenance import to_source_videos
@@ -76,7 +80,7 @@ def acquire_remote(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
     folder = out / "sources" / config.source
     is_blocked = blocklist(out)  # videos `tld takedown` took out are never fetched again
     candidates = [c for c in candidates if not is_blocked(dataclasses.asdict(c.meta))]
-    report = download_all(candidates, config.download, folder, state, run)
+    report = download_all(candidates, config.download, folder, state, run, executor)
     provenance = {r.video_id: provenance_row(r.to_row()) for r in report.records}
     failed = [
         Video(

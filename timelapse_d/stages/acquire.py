@@ -7,6 +7,7 @@ from pathlib import Path
 
 from timelapse_d.config import BuildConfig
 from timelapse_d.errors import ConfigError
+from timelapse_d.executors import Executor
 from timelapse_d.runs import RunDir
 from timelapse_d.sources import REMOTE_SOURCES, SOURCES
 from timelapse_d.sources.local import find_videos
@@ -15,8 +16,11 @@ from timelapse_d.sources.remote import Acquired, acquire_remote
 __all__ = ["Acquired", "acquire", "local_path"]
 
 
-def acquire(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
-    """The source videos of this build (and, for remote sources, provenance and failures)."""
+def acquire(
+    config: BuildConfig, out: Path, run: RunDir, executor: Executor | None = None
+) -> Acquired:
+    """The source videos of this build (and, for remote sources, provenance and failures;
+    their downloads run on `executor`)."""
     if config.source == "synthetic":
         from timelapse_d.sources.synthetic import acquire_synthetic
 
@@ -26,7 +30,7 @@ def acquire(config: BuildConfig, out: Path, run: RunDir) -> Acquired:
             raise ConfigError("--source local needs --input DIR_OR_FILE")
         return Acquired(find_videos(Path(config.input).expanduser(), skip=out))
     if config.source in REMOTE_SOURCES:
-        return acquire_remote(config, out, run)
+        return acquire_remote(config, out, run, executor)
     raise ConfigError(f"unknown source {config.source!r}; available: {', '.join(SOURCES)}")
 
 
