@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from timelapse_d.config import resolve_config
+from timelapse_d.config import EncodeConfig, resolve_config
 from timelapse_d.errors import ConfigError
 from timelapse_d.executors import LocalExecutor, Resources, make_executor
-from timelapse_d.pipeline import build
 from timelapse_d.runs import RunDir, read_json, write_json
 from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
+from timelapse_d.stages.encode import EncodeStage, ffmpeg_command
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,17 @@ def test_an_unknown_executor_is_refused_before_anything_is_written(tmp_path: Pat
     with pytest.raises(ConfigError, match="executor.*local.*ray"):
         resolve_config(source="synthetic", overrides={"executor": "cluster"})
     assert not (tmp_path / "out").exists()
+
+
+def test_encode_threads_set_ffmpeg_and_the_cpus_an_encode_asks() -> None:
+    clip = {"fps": 25.0, "num_frames": 48, "start_time_s": 0.0, "first_frame_time_s": 0.0}
+    clip |= {"width": 640, "height": 360}
+    chosen = EncodeStage(EncodeConfig())
+    pinned = EncodeStage(EncodeConfig(threads=3))
+
+    assert "-threads" not in ffmpeg_command(clip, Path("in.mp4"), Path("o.mp4"), chosen.config)
+    command = ffmpeg_command(clip, Path("in.mp4"), Path("o.mp4"), pinned.config)
+    assert command[command.index("-threads") + 1] == "3"
+    assert (chosen.resources.cpus, pinned.resources.cpus) == (1.0, 3.0)
+    with pytest.raises(ConfigError, match="encode.threads"):
+        resolve_config(source="synthetic", overrides={"encode.threads": -1})

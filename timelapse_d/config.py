@@ -125,6 +125,10 @@ class EncodeConfig:
     # an H.264 4:2:0 upright source without B-frames, a clip that starts on a keyframe and
     # has one at least every `gop` frames, no crop and no scaling.
     stream_copy: bool = True
+    # x264 threads per encode (each task asks as many CPUs of a cluster). x264's bytes depend
+    # on its thread count; 0 lets ffmpeg choose from the machine's cores (1.5 per core), so
+    # clips encoded on machines with other core counts differ: set it on a cluster.
+    threads: int = 0
 
 
 @dataclass
@@ -218,6 +222,8 @@ def resolve_config(
     config = from_mapping(BuildConfig, with_overrides(data, overrides or {}))
     if config.workers < 1:
         raise ConfigError("workers must be at least 1")
+    if config.encode.threads < 0:
+        raise ConfigError("encode.threads must be 0 (ffmpeg chooses) or more")
     return config
 
 

@@ -61,6 +61,8 @@ def build(config: BuildConfig, out: Path, executor: Executor | None = None) -> S
 
 def _build_locked(config: BuildConfig, out: Path, run: RunDir, executor: Executor) -> Summary:
     executor.check_storage(out)
+    if config.executor != "local" and not config.encode.threads:
+        LOG.warning("encode.threads is 0: clips encoded on nodes with other core counts differ")
     run.summary_path.unlink(missing_ok=True)
     run.save_config(config.to_dict())
     run.check_space(config.min_free_mb, "acquire")

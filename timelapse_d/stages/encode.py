@@ -112,6 +112,7 @@ def ffmpeg_command(
         *("-ss", f"{seek:.6f}", "-i", str(source), *select),
         *("-vf", f"{crop}scale={width}:{height}:flags=area,setsar=1", "-pix_fmt", "yuv420p"),
         *("-c:v", config.codec, "-preset", config.preset, "-crf", str(config.crf)),
+        *(("-threads", str(config.threads)) if config.threads else ()),
         *("-g", str(config.gop), "-keyint_min", str(config.gop), "-sc_threshold", "0", "-bf", "0"),
         *("-fps_mode", "passthrough", "-movflags", "+faststart", "-f", "mp4", str(out)),
     ]
@@ -217,7 +218,11 @@ class EncodeStage(MarkedStage):
 
     config: EncodeConfig
     name: str = STAGE
-    resources: Resources = Resources(cpus=1.0, memory_mb=512)
+
+    @property
+    def resources(self) -> Resources:
+        """As many CPUs as x264 has threads (one when ffmpeg chooses)."""
+        return Resources(cpus=float(self.config.threads or 1), memory_mb=512)
 
     def item_id(self, item: EncodeItem) -> str:
         return str(item.clip["clip_id"])
