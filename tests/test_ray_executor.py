@@ -19,7 +19,7 @@ from small_build import SETTINGS, tld
 
 from timelapse_d.config import resolve_config
 from timelapse_d.errors import ConfigError
-from timelapse_d.executors import Executor, LocalExecutor, Resources, Task
+from timelapse_d.executors import Executor, LocalExecutor, Resources, Task, TaskFailure
 from timelapse_d.executors.ray_cluster import RayExecutor
 from timelapse_d.pipeline import build
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
@@ -157,3 +157,66 @@ def test_the_rate_limit_holds_across_ray_workers(cluster: Any, tmp_path: Path) -
 def test_the_build_folder_is_checked_from_every_node(cluster: Any, tmp_path: Path) -> None:
     RayExecutor().check_storage(tmp_path)
     assert list(tmp_path.iterdir()) == []  # the probe is gone
+
+
+def test_an_unreachable_cluster_is_one_line_and_no_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = tld("build", "--source", "synthetic", "--out", str(out), "--executor", "ray",
+                 "--ray-address", "127.0.0.1:1", timeout=120)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: no Ray cluster at '127.0.0.1:1' ([Errno 111] Connection refused); start one "
+        "with `ray start --head` or pass --ray-address HOST:PORT"
+    ]
+    assert not out.exists()
+
+
+def _span(seconds: float) -> tuple[float, float]:
+    started = time.time()
+    time.sleep(seconds)
+    return started, time.time()
+
+
+def test_a_stage_concurrency_caps_its_tasks_in_flight(cluster: Any) -> None:
+    one_at_a_time = Resources(cpus=0.25, concurrency=1)
+    tasks = [Task(f"get{i}", _span, (0.2,), one_at_a_time) for i in range(5)]
+
+    spans = sorted(result for _, result in RayExecutor().map(tasks, "downloads"))
+
+    # Eight would fit the cluster's 2 CPUs at a quarter each; the cap lets one run at a time.
+    assert len(spans) == 5
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False))
+
+
+def _pid(item: int) -> int:
+    return os.getpid()
+
+
+def _dies_on(item: int) -> int:
+    if item == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+def test_long_lived_tasks_run_on_a_pool_of_one_actor_per_slot(cluster: Any) -> None:
+    lasting = Resources(cpus=1.0, long_lived=True)
+    tasks = [Task(f"shard{i}", _pid, (i,), lasting) for i in range(8)]
+
+    pids = [result for _, result in RayExecutor().map(tasks, "precompute_flow")]
+
+    # 2 CPUs, 1 per task: two actors ran the 8 shards, each keeping what it loaded (the
+    # precompute model cache is per process), never one process per shard.
+    assert len(pids) == 8
+    assert 1 <= len(set(pids)) <= 2
+
+
+def test_a_dead_actor_fails_its_task_and_is_replaced(cluster: Any) -> None:
+    lasting = Resources(cpus=1.0, long_lived=True)
+    tasks = [Task(f"shard{i}", _dies_on, (i,), lasting) for i in range(8)]
+
+    results = dict((task.name, result) for task, result in RayExecutor().map(tasks, "precompute"))
+
+    assert sorted(results) == sorted(t.name for t in tasks)
+    assert isinstance(results["shard3"], TaskFailure)
+    assert "worker process died" in results["shard3"].error
+    assert all(isinstance(r, int) for name, r in results.items() if name != "shard3")

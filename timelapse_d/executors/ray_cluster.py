@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import socket
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
@@ -70,13 +71,14 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             try:
+                _check_reachable(self.address)
                 ray.init(
                     address=self.address,
                     namespace=NAMESPACE,
                     log_to_driver=True,
                     configure_logging=False,
                 )
-            except ConnectionError as exc:
+            except OSError as exc:  # refused, timed out, unknown host; Ray's ConnectionError
                 raise ConfigError(
                     f"no Ray cluster at {self.address!r} ({exc}); start one with "
                     "`ray start --head` or pass --ray-address HOST:PORT"
@@ -232,6 +234,16 @@ class ActorLimiter(WaitingLimiter):
     def _update(self, *, take: bool, hold_s: float) -> float:
         wait: float = _ray().get(self.actor.update.remote(take, hold_s))
         return wait
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError at once when `address` is a HOST:PORT nobody answers on (Ray
+    itself retries for minutes)."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit():
+        return  # auto, None or a ray:// client address: Ray finds or refuses it quickly
+    with socket.create_connection((host, int(port)), timeout=timeout_s):
+        pass
 
 
 def _read_probe(path: str) -> str | None:
