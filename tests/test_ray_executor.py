@@ -18,7 +18,7 @@ from pinned_outputs import output_hashes
 from small_build import SETTINGS, tld
 
 from timelapse_d.config import resolve_config
-from timelapse_d.errors import ConfigError
+from timelapse_d.errors import ConfigError, HostError
 from timelapse_d.executors import Executor, LocalExecutor, Resources, Task, TaskFailure
 from timelapse_d.executors.ray_cluster import RayExecutor
 from timelapse_d.pipeline import build
@@ -220,3 +220,16 @@ def test_a_dead_actor_fails_its_task_and_is_replaced(cluster: Any) -> None:
     assert isinstance(results["shard3"], TaskFailure)
     assert "worker process died" in results["shard3"].error
     assert all(isinstance(r, int) for name, r in results.items() if name != "shard3")
+
+
+def _disk_full(item: int) -> int:
+    if item == 1:
+        raise OSError(28, "No space left on device")
+    time.sleep(0.2)
+    return item
+
+
+def test_a_failure_of_the_machine_in_a_ray_task_stops_the_run(cluster: Any) -> None:
+    tasks = [Task(f"clip{i}", _disk_full, (i,), Resources(cpus=0.5)) for i in range(6)]
+    with pytest.raises(HostError, match="clip1: .*No space left on device"):
+        list(RayExecutor().map(tasks, "encode"))
