@@ -19,7 +19,7 @@ folder. Measured:
   127.0.0.1, one worker in this process, of copies of the reel and of a large (137 MB) file;
   CPU per video and per GB fitted to both (the host's serving thread is counted too: an
   upper bound).
-Prints a table and saves benchmarks/results/stage_costs.json.
+Prints each figure as it comes and a table at the end; saves benchmarks/results/stage_costs.json.
 Usage: python benchmarks/stage_costs.py [--quick]   (--quick: 8 s sources, printed, not saved)
 """
 
@@ -232,7 +232,9 @@ def tld(*args: str) -> tuple[float, float]:
 def dis_precompute_cost(folder: Path) -> dict[str, Any]:
     """`tld precompute flow --backend dis` on the demo build, per clip and per sampled pair."""
     out = folder / "demo"
-    build_cpu, build_wall = tld("build", "--source", "synthetic", "--out", str(out))
+    build_cpu, build_wall = tld(
+        "build", "--source", "synthetic", "--workers", "1", "--out", str(out)
+    )
     cpu, wall = tld("precompute", "flow", str(out), "--backend", "dis")
     manifest = pq.read_table(out / "manifest.parquet", columns=["status", "num_frames"])
     kept = [n for s, n in zip(*manifest.to_pydict().values(), strict=True) if s == "kept"]
@@ -293,6 +295,31 @@ def download_cost(files: dict[str, tuple[Path, int]], folder: Path) -> dict[str,
     }
 
 
+def summary(report: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(what, unit, CPU seconds per unit) of every measurement in the report."""
+    rows = [
+        (f"analysis, {r['source']}", "minute", r["cpu_s_per_minute"]) for r in report["analysis"]
+    ]
+    for row in report["encode"]:
+        for way in ("re_encode", "stream_copy"):
+            if way in row:
+                what = f"encode ({way.replace('_', ' ')}), {row['source']}"
+                rows.append((what, "minute", row[way]["cpu_s_per_minute"]))
+    for row in report["previews"]:
+        rows.append((f"previews, {row['source']}", "minute", row["re_encode"]["cpu_s_per_minute"]))
+    for row in report["precompute_sampling"]:
+        what = f"precompute sampling, {row['source']}"
+        rows.append((what, "clip frame", row["cpu_ms_per_clip_frame"] / 1000))
+    for row in report["networks_256"]:
+        unit = "frame" if row["model"].startswith("masks") else "pair"
+        rows.append((f"{row['model']} at 256x256", unit, row["cpu_s_per_item"]))
+    dis, download = report["precompute_dis_demo"], report["download"]
+    rows.append(("tld precompute flow --backend dis, demo", "clip", dis["cpu_s_per_clip"]))
+    rows.append(("download", "video", download["cpu_s_per_video"]))
+    rows.append(("download", "GB", download["cpu_s_per_gb"]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -341,6 +368,9 @@ def main() -> None:
         print("download", json.dumps(report["download"]))
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["wall_s"] = round(time.perf_counter() - started, 1)
+    print(f"\n{'stage':52} {'unit':>10} {'CPU s':>9}")
+    for what, unit, value in summary(report):
+        print(f"{what:52} {unit:>10} {value:9.4g}")
     if args.quick:  # a smoke run: the saved figures stay those of a full run
         print(f"done in {report['wall_s']} s (--quick: nothing saved)")
         return
