@@ -1,5 +1,9 @@
 """`tld build`: acquire -> analyze -> decide -> encode -> shard -> assemble, resumable per task.
 
+A remote source without ``download.keep_sources`` streams (:mod:`timelapse_d.stages.stream`):
+acquire already analyses and encodes each wave of downloads before deleting it, so the later
+stages find that work done; the shard stage then deletes the sharded clips' encode files.
+
 Each per-item stage goes through :func:`timelapse_d.stages.base.run_stage` on the executor the
 `executor` config key names: an item whose marker carries the current fingerprint is skipped,
 so a re-run after a crash or `kill -9` does only what is missing, and a changed config re-runs
@@ -29,6 +33,7 @@ from timelapse_d.stages.analyze import analyze_videos, encode_sources
 from timelapse_d.stages.encode import encode_clips, require_ffmpeg
 from timelapse_d.stages.filter import find_duplicates
 from timelapse_d.stages.shard import shard_clips
+from timelapse_d.stages.stream import streams
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -81,7 +86,8 @@ def _build_locked(config: BuildConfig, out: Path, run: RunDir, executor: Executo
     clips = [encoded.get(c.clip_id, c) for c in clips]
     run.check_space(config.min_free_mb, "shard")
     decided = decide_all(clips, config.filter, labels)
-    shards = {c.clip_id: c.shard for c in shard_clips(decided, config.shard, run, executor)}
+    sharded = shard_clips(decided, config.shard, run, executor, release_encodes=streams(config))
+    shards = {c.clip_id: c.shard for c in sharded}
     write_videos(out, _videos(acquired, analyzed, out))
     write_clips(out, [dataclasses.replace(c, shard=shards[c.clip_id]) for c in clips])
     assemble(out, config.filter)

@@ -472,12 +472,17 @@ class Clip(Record):
 
 @dataclass(frozen=True)
 class SourceVideo:
-    """A video to curate: where it came from and where its bytes are on disk."""
+    """A video to curate: where it came from and where its bytes are on disk.
+
+    `content_id` names the bytes themselves (a download's SHA-256): task keys use it instead of
+    the file's size and modification time, so they hold after the file is deleted and after a
+    download of the same bytes again."""
 
     video_id: str
     source: str
     source_uri: str
     path: str
+    content_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,8 @@ def file_sizes(out: Path, paths: Sequence[Path]) -> dict[str, int]:
     return {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}
 
 
-def _outputs_present(out: Path, sizes: Any) -> bool:
+def outputs_present(out: Path, sizes: Any) -> bool:
+    """True when `sizes` ({path under `out`: size}, as a marker lists them) all hold."""
     if not isinstance(sizes, dict):
         return False
     for name, size in sizes.items():
@@ -156,20 +157,30 @@ class RunDir:
     def marker(self, stage: str, task: str) -> Path:
         return self.stage_dir(stage) / f"{task}.done.json"
 
-    def done_stats(self, stage: str, task: str, fingerprint: str) -> dict[str, Any] | None:
-        """The stats of a task completed with this fingerprint whose outputs are all in place;
-        None when it is not (a damaged marker counts as none)."""
+    def matching_marker(self, stage: str, task: str, fingerprint: str) -> dict[str, Any] | None:
+        """The marker of a task completed with this fingerprint, its outputs unchecked; None
+        when there is none (a damaged marker counts as none)."""
         try:
             marker = read_json(self.marker(stage, task))
         except (OSError, ValueError):
             return None
         if not isinstance(marker, dict) or marker.get("fingerprint") != fingerprint:
             return None
-        if not _outputs_present(self.out, marker.get("outputs", {})):
+        if not isinstance(marker.get("stats", {}), dict):
+            return None
+        return marker
+
+    def done_stats(self, stage: str, task: str, fingerprint: str) -> dict[str, Any] | None:
+        """The stats of a task completed with this fingerprint whose outputs are all in place;
+        None when it is not (a damaged marker counts as none)."""
+        marker = self.matching_marker(stage, task, fingerprint)
+        if marker is None:
+            return None
+        if not outputs_present(self.out, marker.get("outputs", {})):
             LOG.info("%s %s: its outputs are missing or changed; doing it again", stage, task)
             return None
-        stats = marker.get("stats", {})
-        return stats if isinstance(stats, dict) else None
+        stats: dict[str, Any] = marker.get("stats", {})
+        return stats
 
     def is_done(self, stage: str, task: str, fingerprint: str) -> bool:
         return self.done_stats(stage, task, fingerprint) is not None

@@ -49,8 +49,8 @@ def check_youtube(config: YoutubeConfig) -> None:
 def check_download(config: DownloadConfig) -> None:
     if config.max_height < 1:
         raise ConfigError("download.max_height must be positive")
-    if config.workers < 1:
-        raise ConfigError("download.workers must be at least 1")
+    if config.workers < 1 or config.videos_in_flight < 1:
+        raise ConfigError("download.workers and download.videos_in_flight must be at least 1")
     if config.max_bytes < 0 or config.attempt_timeout_s <= 0 or config.timeout_s <= 0:
         raise ConfigError(
             "download.max_bytes must be 0 (sized for max_height) or more, "

@@ -121,7 +121,7 @@ def provenance_fields(meta: Provenance) -> dict[str, Any]:
 def to_source_videos(records: Iterable[ProvenanceRecord], folder: Path) -> list[SourceVideo]:
     """The downloaded videos as the build's source videos, files under `folder`."""
     return [
-        SourceVideo(r.video_id, r.source, r.url, str((folder / r.path).resolve()))
+        SourceVideo(r.video_id, r.source, r.url, str((folder / r.path).resolve()), r.sha256 or None)
         for r in sorted(records, key=lambda r: r.video_id)
         if r.ok
     ]

@@ -81,6 +81,10 @@ class DownloadConfig:
     calls_per_period: int = 0  # download starts per period over all workers; 0: no limit
     period_s: float = 60.0
     retry_failed: bool = False  # also retry failures recorded as permanent
+    # False: stream the videos, `videos_in_flight` at a time (download, analyse, encode the
+    # clips that may be kept, delete the files), so the disk holds one wave of sources.
+    keep_sources: bool = False
+    videos_in_flight: int = 8
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def byte_cap(self) -> int:

@@ -3,13 +3,15 @@
 Clips are sharded in the given (clip-id) order, so the same kept set always gives the same
 shards. Each sample is `<clip_id>.mp4` (the encoded clip) and `<clip_id>.json` (its manifest
 row). A tar is written to a temporary name and renamed into place; stale shards of an earlier,
-larger build are removed after the new ones exist.
+larger build are removed after the new ones exist. Each tar is read back and checked (member
+names and sizes) before anything may rely on it as the clips' home.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +20,7 @@ from timelapse_d.manifest import CLIP_SCHEMA, write_table
 from timelapse_d.records import Clip
 from timelapse_d.runs import write_atomic
 from timelapse_d.shards.naming import CLIPS, shard_name
+from timelapse_d.shards.stored import verify_clip_shard
 from timelapse_d.shards.tar import write_samples
 
 TAR_BLOCK = 512
@@ -54,14 +57,14 @@ def plan_shards(clips: list[Clip], max_bytes: int) -> list[list[Clip]]:
     return shards
 
 
-def write_shard(path: Path, samples: list[tuple[dict[str, Any], Path]]) -> None:
-    """Write one tar atomically: for each (row, clip file), `<clip_id>.mp4` and `.json`."""
+def write_shard(path: Path, samples: Sequence[tuple[dict[str, Any], Callable[[], bytes]]]) -> None:
+    """Write one tar atomically: for each (row, clip bytes reader), `<clip_id>.mp4`, `.json`."""
 
     def write(fh: IO[bytes]) -> None:
         write_samples(
             fh,
             (
-                {"__key__": row["clip_id"], "mp4": clip.read_bytes(), "json": _json_bytes(row)}
+                {"__key__": row["clip_id"], "mp4": clip(), "json": _json_bytes(row)}
                 for row, clip in samples
             ),
         )
@@ -70,15 +73,18 @@ def write_shard(path: Path, samples: list[tuple[dict[str, Any], Path]]) -> None:
 
 
 def write_shards(
-    shard_dir: Path, shards: list[list[Clip]], clip_path: Callable[[Clip], Path]
+    shard_dir: Path, shards: list[list[Clip]], clip_bytes: Callable[[Clip], bytes]
 ) -> list[Clip]:
-    """Write every shard and its Parquet manifest; return the clips with `shard` set."""
+    """Write every shard (each read back and verified) and its Parquet manifest; return the
+    clips with `shard` set."""
     shard_dir.mkdir(parents=True, exist_ok=True)
     written: list[Clip] = []
     for index, clips in enumerate(shards):
         name = shard_name(index)
         rows = [replace(clip, shard=name) for clip in clips]
-        write_shard(shard_dir / name, [(clip.row(), clip_path(clip)) for clip in rows])
+        samples = [(clip.row(), functools.partial(clip_bytes, clip)) for clip in rows]
+        write_shard(shard_dir / name, samples)
+        verify_clip_shard(shard_dir / name, [(c.clip_id, c.clip_bytes or 0) for c in rows])
         write_table(
             (shard_dir / name).with_suffix(".parquet"), [c.row() for c in rows], CLIP_SCHEMA
         )

@@ -1,7 +1,8 @@
 """Sources `flickr`, `youtube` and `urls`: find videos, download them (yt-dlp), keep provenance.
 
 Search answers and download outcomes persist under ``OUT/run/acquire/``, files under
-``OUT/sources/<source>/``; a re-run repeats no finished call or download. Every candidate
+``OUT/sources/<source>/`` (deleted once processed unless ``download.keep_sources``); a re-run
+repeats no finished call or download. Every candidate
 becomes a row of ``videos.parquet``: downloaded ones with their provenance (owner, licence,
 page, dates, tags, place) and file facts, failed ones with the error class and message.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from timelapse_d.config import BuildConfig
 from timelapse_d.errors import ConfigError
-from timelapse_d.executors import Executor
+from timelapse_d.executors import Executor, LocalExecutor
 from timelapse_d.records import VIDEO_STATUS_FAILED, SourceVideo, Video
 from timelapse_d.runs import RunDir, write_atomic
 from timelapse_d.sources import REMOTE_SOURCES
@@ -52,11 +53,16 @@ def acquire_remote(
     config: BuildConfig, out: Path, run: RunDir, executor: Executor | None = None
 ) -> Acquired:
     """Search (or list) the source, download what is missing (on `executor`), and describe
-    every candidate."""
+    every candidate.
+
+    With ``download.keep_sources`` false the downloads stream (:mod:`timelapse_d.stages.stream`:
+    analysed, encoded and deleted wave by wave on `executor`), else they all stay on disk.
+    """
     from timelapse_d.acquire.checks import check_download, check_flickr, check_youtube
     from timelapse_d.acquire.download import download_all
     from timelapse_d.acquire.provenance import to_source_videos
     from timelapse_d.publish.takedown_requests import blocklist
+    from timelapse_d.stages.stream import stream_downloads
 
     state = run.stage_dir("acquire")
     check_download(config.download)
@@ -80,7 +86,10 @@ def acquire_remote(
     folder = out / "sources" / config.source
     is_blocked = blocklist(out)  # videos `tld takedown` took out are never fetched again
     candidates = [c for c in candidates if not is_blocked(dataclasses.asdict(c.meta))]
-    report = download_all(candidates, config.download, folder, state, run, executor)
+    if config.download.keep_sources:
+        report = download_all(candidates, config.download, folder, state, run, executor)
+    else:
+        report = stream_downloads(candidates, config, folder, run, executor or LocalExecutor())
     provenance = {r.video_id: provenance_row(r.to_row()) for r in report.records}
     failed = [
         Video(

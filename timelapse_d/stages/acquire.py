@@ -20,7 +20,7 @@ def acquire(
     config: BuildConfig, out: Path, run: RunDir, executor: Executor | None = None
 ) -> Acquired:
     """The source videos of this build (and, for remote sources, provenance and failures;
-    their downloads run on `executor`)."""
+    their downloads, and the analysis and encodes of streamed downloads, run on `executor`)."""
     if config.source == "synthetic":
         from timelapse_d.sources.synthetic import acquire_synthetic
 

@@ -209,7 +209,8 @@ def analyze_video(video: SourceVideo, config: AnalyzeConfig) -> dict[str, Any]:
 @dataclass(frozen=True)
 class AnalyzeStage(MarkedStage):
     """Per source video: ``run/analyze/<video_id>.json`` holding :func:`analyze_video`'s result;
-    keyed on the analyze settings and the file's URI, size and modification time."""
+    keyed on the analyze settings, the file's URI and its content id (a download's SHA-256) or
+    else its size and modification time."""
 
     config: AnalyzeConfig
     name: str = STAGE
@@ -219,7 +220,8 @@ class AnalyzeStage(MarkedStage):
         return video.video_id
 
     def key(self, video: SourceVideo) -> str:
-        return fingerprint(asdict(self.config), video.source_uri, file_identity(video.path))
+        identity = video.content_id or file_identity(video.path)
+        return fingerprint(asdict(self.config), video.source_uri, identity)
 
     def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
         """Done when marked and its saved result still parses (damage that kept the file's
@@ -264,6 +266,6 @@ def encode_sources(
     videos: list[SourceVideo], config: AnalyzeConfig, analyzed: dict[str, Any]
 ) -> dict[str, tuple[str, str]]:
     """{video_id: (path, fingerprint)} of the analyzed videos, for the encode stage: a source's
-    fingerprint is its analyze key (settings, URI, size, modification time)."""
+    fingerprint is its analyze key (settings, URI, content id or size and modification time)."""
     stage = AnalyzeStage(config)
     return {v.video_id: (v.path, stage.key(v)) for v in videos if v.video_id in analyzed}

@@ -14,6 +14,7 @@ exits 0 (it does after a failed write of the trailer): it says nothing about the
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import subprocess
 import time
@@ -29,10 +30,12 @@ from timelapse_d.errors import ConfigError, EncodeError, HostError
 from timelapse_d.executors import Executor, Resources
 from timelapse_d.executors.local import die_with_parent
 from timelapse_d.records import Clip
-from timelapse_d.runs import RunDir, atomic_path, host_error_text
+from timelapse_d.runs import RunDir, atomic_path, host_error_text, outputs_present
+from timelapse_d.shards.stored import StoredClip, find_clip
 from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
 
 STAGE = "encode"
+LOG = logging.getLogger("timelapse_d")
 
 
 def require_ffmpeg() -> str:
@@ -205,8 +208,20 @@ class EncodeItem:
 
 
 def clip_path(run_dir: RunDir, clip_id: str) -> Path:
-    """Where the encoded clip lives until it is sharded (and after, for re-runs)."""
+    """Where the encoded clip lives until it is sharded (and after, unless the shard stage
+    released it: then its shard is its home)."""
     return run_dir.stage_dir(STAGE) / f"{clip_id}.mp4"
+
+
+def previous_shards(run_dir: RunDir) -> Path:
+    """Hard links to the clip tars the shard stage is replacing: their clips stay readable
+    until the new tars are verified (removed after; left by a killed run, used by the next)."""
+    return run_dir.stage_dir("shard") / "previous"
+
+
+def stored_clip(run_dir: RunDir, clip_id: str, size: int) -> StoredClip | None:
+    """The clip's bytes in a clip tar (previous or current) at `size`, if any holds them."""
+    return find_clip([previous_shards(run_dir), run_dir.out / "shards"], clip_id, size)
 
 
 @dataclass(frozen=True)
@@ -214,7 +229,8 @@ class EncodeStage(MarkedStage):
     """Per kept clip: ``run/encode/<clip_id>.mp4``, or the clip's `encode_error` when ffmpeg
     cannot make it (an expected outcome, marked done). A failure of the machine is never
     recorded: it raises HostError, and an outcome an earlier version recorded with one is
-    done again."""
+    done again. A clip whose file the shard stage released stays done while a clip tar holds
+    it (:mod:`timelapse_d.shards.stored`)."""
 
     config: EncodeConfig
     name: str = STAGE
@@ -231,6 +247,8 @@ class EncodeStage(MarkedStage):
         return fingerprint(dataclasses.asdict(self.config), item.source_key)
 
     def run(self, item: EncodeItem, run_dir: RunDir) -> Outcome:
+        if not Path(item.source).is_file():  # never an outcome of the clip: a re-run fetches it
+            raise FileNotFoundError(f"the source of {self.item_id(item)} is not on disk")
         out = clip_path(run_dir, self.item_id(item))
         try:
             return Outcome(encode_clip(item.clip, Path(item.source), out, self.config), [out])
@@ -239,10 +257,20 @@ class EncodeStage(MarkedStage):
             return Outcome({"encode_error": str(exc)})
 
     def done(self, run_dir: RunDir, item_id: str, key: str) -> dict[str, Any] | None:
-        outcome = run_dir.done_stats(STAGE, item_id, key)
-        if outcome is None or host_error_text(outcome.get("encode_error")):
+        """Marked with this key, and its clip file in place or its bytes in a clip tar."""
+        marker = run_dir.matching_marker(STAGE, item_id, key)
+        if marker is None or host_error_text(marker["stats"].get("encode_error")):
             return None
-        return outcome
+        outputs = marker.get("outputs", {})
+        if not outputs_present(run_dir.out, outputs) and not (
+            isinstance(outputs, dict)
+            and len(outputs) == 1
+            and stored_clip(run_dir, item_id, next(iter(outputs.values()))) is not None
+        ):
+            LOG.info("encode %s: its clip is neither in run/encode/ nor in a shard", item_id)
+            return None
+        stats: dict[str, Any] = marker["stats"]
+        return stats
 
 
 def apply_encoding(clip: Clip, encoded: dict[str, dict[str, Any]]) -> Clip:
