@@ -83,7 +83,10 @@ def test_flickr_build_records_provenance_failures_and_attribution(
     # No secret in any file of the run (home folder included) nor in what the commands print.
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     kinds = {p.relative_to(out).parts[0] for p in written if p.is_relative_to(out)}
-    assert {"run", "shards", "sources", "videos.parquet", "ATTRIBUTION.txt"} <= kinds
+    assert {"run", "shards", "videos.parquet", "ATTRIBUTION.txt"} <= kinds
+    # The download streamed (download.keep_sources false): its file is deleted once processed.
+    assert (out / "run/acquire/released" / f"{good['video_id']}.json").is_file()
+    assert not any(p.is_relative_to(out / "sources") for p in written)
     assert out / "run" / "build.log" in written
     for path in written:
         data = path.read_bytes()

@@ -31,6 +31,7 @@ def test_url_takedown_keeps_the_video_out_of_later_builds(
         listing = tmp_path / "urls.txt"
         listing.write_text(f"{url_a}\n{url_b}\n")
         command = ["build", "--source", "urls", "--input", str(listing), "--out", str(out), *SMALL]
+        command += ["--set", "download.keep_sources=true"]  # the takedown deletes the file
         first = CliRunner().invoke(cli, command, catch_exceptions=False)
         assert first.exit_code == 0, first.output
         card = (out / "README.md").read_text(encoding="utf-8")

@@ -73,10 +73,13 @@ def write_shard(path: Path, samples: Sequence[tuple[dict[str, Any], Callable[[],
 
 
 def write_shards(
-    shard_dir: Path, shards: list[list[Clip]], clip_bytes: Callable[[Clip], bytes]
+    shard_dir: Path,
+    shards: list[list[Clip]],
+    clip_bytes: Callable[[Clip], bytes],
+    verified: Callable[[list[Clip]], object] = lambda clips: None,
 ) -> list[Clip]:
-    """Write every shard (each read back and verified) and its Parquet manifest; return the
-    clips with `shard` set."""
+    """Write every shard and its Parquet manifest, each tar read back and checked, then handed
+    to `verified` with its clips; return the clips with `shard` set."""
     shard_dir.mkdir(parents=True, exist_ok=True)
     written: list[Clip] = []
     for index, clips in enumerate(shards):
@@ -85,6 +88,7 @@ def write_shards(
         samples = [(clip.row(), functools.partial(clip_bytes, clip)) for clip in rows]
         write_shard(shard_dir / name, samples)
         verify_clip_shard(shard_dir / name, [(c.clip_id, c.clip_bytes or 0) for c in rows])
+        verified(rows)
         write_table(
             (shard_dir / name).with_suffix(".parquet"), [c.row() for c in rows], CLIP_SCHEMA
         )

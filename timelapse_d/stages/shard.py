@@ -4,8 +4,8 @@ set of kept rows and shard settings.
 A clip is read from its encode file, or, when an earlier run released that file, from the clip
 tar holding it: the current tars are hard-linked under ``run/shard/previous/`` first, so
 replacing a tar never loses a clip a later tar still needs. With `release_encodes` the encode
-files of the sharded clips are deleted once every new tar is verified: the shard is the clip's
-only copy.
+files of a tar's clips are deleted as soon as that tar is verified: the shard is the clip's
+only copy, and the disk never holds all the kept clips twice.
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ class ShardStage(MarkedStage):
                 raise DataError(f"clip {clip.clip_id} is neither in run/encode/ nor in a shard")
             return stored.read()
 
-        write_shards(shard_dir, plan, clip_bytes)
-        if self.release_encodes:
-            for clip in kept:
+        def release(clips: list[Clip]) -> None:
+            for clip in clips if self.release_encodes else []:
                 clip_path(run_dir, clip.clip_id).unlink(missing_ok=True)
+
+        write_shards(shard_dir, plan, clip_bytes, release)
         shutil.rmtree(previous, ignore_errors=True)
         written = [shard_dir / shard_name(i) for i in range(len(plan))]
         written += [path.with_suffix(".parquet") for path in written]
