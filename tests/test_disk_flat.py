@@ -6,6 +6,7 @@ sources writes, and fetches a source again only when a clip of it needs one."""
 from __future__ import annotations
 
 import shutil
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,14 @@ import pytest
 from small_build import snapshot
 from standins.host import VideoHost
 
+import timelapse_d.shards.clips as clips_module
 import timelapse_d.stages.stream as stream
 from timelapse_d.assemble import MANIFEST, write_labels
 from timelapse_d.config import resolve_config
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
 from timelapse_d.records import KEEP, Label
+from timelapse_d.stages.base import StageFailed
 from timelapse_d.stages.filter import SOFT_REASONS
 from timelapse_d.synth import write_corpus
 
@@ -171,3 +174,46 @@ def test_a_human_keep_fetches_that_clips_source_again_and_shards_it(
     assert rebuilt[rescued["clip_id"]]["status"] == "kept" and rebuilt[rescued["clip_id"]]["shard"]
     assert list((out / "sources" / "urls").glob("*.mp4")) == []
     assert not (out / "run" / "encode" / f"{rescued['clip_id']}.mp4").exists()
+
+
+def test_keeping_sources_afterwards_fetches_them_again_and_changes_no_output(
+    streamed_build: Path, listing: Path, host: VideoHost, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(streamed_build, out)
+    since = host.hits()[-1].time
+    run_build(listing, out, **{"download.keep_sources": True})  # e.g. for `tld annotate push`
+    fetched = {h.path for h in host.hits(since=since) if h.time > since}
+    assert fetched == set(host.files)
+    assert len(list((out / "sources" / "urls").glob("*.mp4"))) == VIDEOS
+    assert snapshot(out) == snapshot(streamed_build) and tars(out) == tars(streamed_build)
+
+
+def test_a_shard_stage_stopped_after_handing_over_its_clips_loses_none(
+    kept_build: Path,
+    listing: Path,
+    host: VideoHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+
+    def crash(path: Path, clips: list[Any]) -> None:
+        raise RuntimeError("stopped before the tar was checked")
+
+    monkeypatch.setattr(clips_module, "verify_clip_shard", crash)
+    with pytest.raises(StageFailed):
+        run_build(listing, out, workers=1)  # in this process, where the crash is patched in
+    monkeypatch.undo()
+    partial = list((out / "run" / "shard" / "writing").glob("clips-*.tar"))
+    assert len(partial) == 1
+    with tarfile.open(partial[0]) as tar:
+        handed_over = [name for name in tar.getnames() if name.endswith(".mp4")]
+    assert handed_over and not any((out / "run" / "encode" / n).exists() for n in handed_over)
+    served = len(host.hits())
+    run_build(listing, out)
+    assert len(host.hits()) == served  # every clip read back from the tar left behind
+    assert snapshot(out) == snapshot(kept_build) and tars(out) == tars(kept_build)
+    assert not (out / "run" / "shard" / "writing").exists() or not any(
+        (out / "run" / "shard" / "writing").iterdir()
+    )

@@ -87,7 +87,8 @@ def make_previews(
         if source is None or not source.exists():
             raise ConfigError(
                 f"the source video of {clip['clip_id']} is not on disk ({source}): previews are "
-                "cut from the sources `tld build` read; run `tld build` on this folder again"
+                "cut from the sources `tld build` read; run `tld build` on this folder again "
+                "(with --set download.keep_sources=true if it deleted its downloads)"
             )
         items.append(PreviewItem(clip, str(source)))
     result = run_stage(PreviewStage(), items, RunDir(out), executor)

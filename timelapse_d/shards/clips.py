@@ -9,10 +9,10 @@ names and sizes) before anything may rely on it as the clips' home.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,38 +57,70 @@ def plan_shards(clips: list[Clip], max_bytes: int) -> list[list[Clip]]:
     return shards
 
 
-def write_shard(path: Path, samples: Sequence[tuple[dict[str, Any], Callable[[], bytes]]]) -> None:
-    """Write one tar atomically: for each (row, clip bytes reader), `<clip_id>.mp4`, `.json`."""
+@dataclass(frozen=True)
+class Handover:
+    """Clips handed over as their tar is written: the tar is written in `folder` (under a name
+    a killed run leaves in place, so its clips stay readable: :mod:`timelapse_d.shards.stored`)
+    and `written(clip)` is called once the clip's bytes are on disk there."""
 
-    def write(fh: IO[bytes]) -> None:
-        write_samples(
-            fh,
-            (
-                {"__key__": row["clip_id"], "mp4": clip(), "json": _json_bytes(row)}
-                for row, clip in samples
-            ),
-        )
+    folder: Path
+    written: Callable[[Clip], object]
 
-    write_atomic(path, write)
+
+def _samples(
+    rows: list[Clip],
+    clip_bytes: Callable[[Clip], bytes],
+    handover: Handover | None = None,
+    fh: IO[bytes] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The tar samples of `rows`; with `handover`, each clip is handed over once the tar
+    writer asks for the next sample (the clip's members are written) and `fh` is synced."""
+    for clip in rows:
+        yield {"__key__": clip.clip_id, "mp4": clip_bytes(clip), "json": _json_bytes(clip.row())}
+        if handover is not None and fh is not None:
+            fh.flush()
+            os.fsync(fh.fileno())
+            handover.written(clip)
+
+
+def write_shard(
+    path: Path,
+    rows: list[Clip],
+    clip_bytes: Callable[[Clip], bytes],
+    handover: Handover | None = None,
+) -> None:
+    """Write one tar, `<clip_id>.mp4` and `.json` per row, and read it back (DataError when it
+    does not hold what was written): to a temporary name, or with `handover` in its folder,
+    then moved to `path`."""
+    expected = [(c.clip_id, c.clip_bytes or 0) for c in rows]
+    if handover is None:
+        write_atomic(path, lambda fh: write_samples(fh, _samples(rows, clip_bytes)))
+        verify_clip_shard(path, expected)
+        return
+    partial = handover.folder / path.name
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "wb") as fh:
+        write_samples(fh, _samples(rows, clip_bytes, handover, fh))
+        fh.flush()
+        os.fsync(fh.fileno())
+    verify_clip_shard(partial, expected)
+    os.replace(partial, path)
 
 
 def write_shards(
     shard_dir: Path,
     shards: list[list[Clip]],
     clip_bytes: Callable[[Clip], bytes],
-    verified: Callable[[list[Clip]], object] = lambda clips: None,
+    handover: Handover | None = None,
 ) -> list[Clip]:
-    """Write every shard and its Parquet manifest, each tar read back and checked, then handed
-    to `verified` with its clips; return the clips with `shard` set."""
+    """Write every shard (see :func:`write_shard`) and its Parquet manifest; return the clips
+    with `shard` set."""
     shard_dir.mkdir(parents=True, exist_ok=True)
     written: list[Clip] = []
     for index, clips in enumerate(shards):
         name = shard_name(index)
         rows = [replace(clip, shard=name) for clip in clips]
-        samples = [(clip.row(), functools.partial(clip_bytes, clip)) for clip in rows]
-        write_shard(shard_dir / name, samples)
-        verify_clip_shard(shard_dir / name, [(c.clip_id, c.clip_bytes or 0) for c in rows])
-        verified(rows)
+        write_shard(shard_dir / name, rows, clip_bytes, handover)
         write_table(
             (shard_dir / name).with_suffix(".parquet"), [c.row() for c in rows], CLIP_SCHEMA
         )

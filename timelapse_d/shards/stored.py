@@ -3,8 +3,9 @@
 Once a clip shard is written and verified (:func:`verify_clip_shard`: its members read back with
 the expected names and sizes), the encode cache file of a clip it holds may be deleted; the
 encode stage then counts the clip as done while some clip tar holds ``<clip_id>.mp4`` at the
-size its marker recorded, and the shard stage reads the clip back from there. Tars are written
-whole and renamed into place, so every clip tar found holds the bytes the encoder wrote.
+size its marker recorded, and the shard stage reads the clip back from there. Every member a
+clip tar holds whole has the bytes the encoder wrote (tars are written from verified clips;
+one a killed writer left is read up to the cut).
 """
 
 from __future__ import annotations
@@ -46,12 +47,17 @@ def tar_members(tar: Path) -> dict[str, tuple[int, int]]:
 
 @functools.lru_cache(maxsize=256)
 def _members(path: str, size: int, mtime_ns: int) -> dict[str, tuple[int, int]]:
-    """Cached per file version (path, size, modification time)."""
+    """Cached per file version (path, size, modification time). A tar cut short (a killed
+    writer) gives the members before the cut whose data is all there."""
+    found: dict[str, tuple[int, int]] = {}
     try:
         with tarfile.open(path, "r:") as tar:
-            return {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            for member in tar:
+                if member.isfile() and member.offset_data + member.size <= size:
+                    found[member.name] = (member.offset_data, member.size)
     except (tarfile.TarError, OSError, EOFError):
-        return {}
+        pass
+    return found
 
 
 def find_clip(folders: list[Path], clip_id: str, size: int) -> StoredClip | None:

@@ -219,9 +219,16 @@ def previous_shards(run_dir: RunDir) -> Path:
     return run_dir.stage_dir("shard") / "previous"
 
 
+def writing_shards(run_dir: RunDir) -> Path:
+    """Where the shard stage writes a clip tar whose clips' encode files it deletes as it goes
+    (moved to `shards/` once complete; a killed run's stays, and its clips with it)."""
+    return run_dir.stage_dir("shard") / "writing"
+
+
 def stored_clip(run_dir: RunDir, clip_id: str, size: int) -> StoredClip | None:
-    """The clip's bytes in a clip tar (previous or current) at `size`, if any holds them."""
-    return find_clip([previous_shards(run_dir), run_dir.out / "shards"], clip_id, size)
+    """The clip's bytes in a clip tar (previous, being written or current) at `size`."""
+    folders = [previous_shards(run_dir), writing_shards(run_dir), run_dir.out / "shards"]
+    return find_clip(folders, clip_id, size)
 
 
 @dataclass(frozen=True)

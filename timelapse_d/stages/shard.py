@@ -2,10 +2,11 @@
 set of kept rows and shard settings.
 
 A clip is read from its encode file, or, when an earlier run released that file, from the clip
-tar holding it: the current tars are hard-linked under ``run/shard/previous/`` first, so
-replacing a tar never loses a clip a later tar still needs. With `release_encodes` the encode
-files of a tar's clips are deleted as soon as that tar is verified: the shard is the clip's
-only copy, and the disk never holds all the kept clips twice.
+tar holding it: the current tars (and any a killed run was writing) are hard-linked under
+``run/shard/previous/`` first, so replacing a tar never loses a clip a later tar still needs.
+With `release_encodes` each tar is written under ``run/shard/writing/`` and each clip's encode
+file deleted as soon as its bytes are synced there: the shard is the clip's only copy, and the
+disk never holds the kept clips twice.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from timelapse_d.errors import DataError
 from timelapse_d.executors import Executor, Resources
 from timelapse_d.records import CLIP_KEPT, Clip
 from timelapse_d.runs import RunDir
-from timelapse_d.shards.clips import plan_shards, write_shards
+from timelapse_d.shards.clips import Handover, plan_shards, write_shards
 from timelapse_d.shards.naming import CLIPS, clip_shards, shard_name
 from timelapse_d.shards.stored import find_clip
 from timelapse_d.stages.base import MarkedStage, Outcome, run_stage
-from timelapse_d.stages.encode import clip_path, previous_shards
+from timelapse_d.stages.encode import clip_path, previous_shards, writing_shards
 
 STAGE = "shard"
 
@@ -50,7 +51,7 @@ class ShardStage(MarkedStage):
         plan = plan_shards(kept, self.config.max_bytes)
         shard_dir = run_dir.out / "shards"
         previous = previous_shards(run_dir)
-        _link_current(shard_dir, previous)
+        _keep_readable(shard_dir, writing_shards(run_dir), previous)
 
         def clip_bytes(clip: Clip) -> bytes:
             cached = clip_path(run_dir, clip.clip_id)
@@ -61,25 +62,29 @@ class ShardStage(MarkedStage):
                 raise DataError(f"clip {clip.clip_id} is neither in run/encode/ nor in a shard")
             return stored.read()
 
-        def release(clips: list[Clip]) -> None:
-            for clip in clips if self.release_encodes else []:
-                clip_path(run_dir, clip.clip_id).unlink(missing_ok=True)
+        def release(clip: Clip) -> None:
+            clip_path(run_dir, clip.clip_id).unlink(missing_ok=True)
 
-        write_shards(shard_dir, plan, clip_bytes, release)
+        writing = writing_shards(run_dir)
+        handover = Handover(writing, release) if self.release_encodes else None
+        write_shards(shard_dir, plan, clip_bytes, handover)
         shutil.rmtree(previous, ignore_errors=True)
         written = [shard_dir / shard_name(i) for i in range(len(plan))]
         written += [path.with_suffix(".parquet") for path in written]
         return Outcome({"shards": len(plan)}, written)
 
 
-def _link_current(shard_dir: Path, previous: Path) -> None:
-    """Hard-link every clip tar of `shard_dir` into `previous`, named by inode (a killed run's
-    links stay beside: any complete clip tar holds good bytes)."""
+def _keep_readable(shard_dir: Path, writing: Path, previous: Path) -> None:
+    """Hard-link every clip tar of `shard_dir`, and move the tars a killed run was writing, into
+    `previous`, named by inode (a killed run's links stay beside: every clip a tar holds whole
+    has the encoder's bytes)."""
     previous.mkdir(parents=True, exist_ok=True)
-    for tar in clip_shards(shard_dir):
+    for tar in clip_shards(shard_dir) + clip_shards(writing):
         link = previous / f"{CLIPS}-{tar.stat().st_ino}.tar"
         if not link.exists():
             os.link(tar, link)
+        if tar.parent == writing:
+            tar.unlink()
 
 
 def shard_clips(
