@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from small_build import snapshot
 from standins.host import VideoHost
 
 import timelapse_d.shards.clips as clips_module
 import timelapse_d.stages.stream as stream
 from timelapse_d.assemble import MANIFEST, write_labels
+from timelapse_d.cli import cli
 from timelapse_d.config import resolve_config
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
@@ -217,3 +219,24 @@ def test_a_shard_stage_stopped_after_handing_over_its_clips_loses_none(
     assert not (out / "run" / "shard" / "writing").exists() or not any(
         (out / "run" / "shard" / "writing").iterdir()
     )
+
+
+def test_a_takedown_of_a_streamed_build_rebuilds_without_fetching(
+    streamed_build: Path, listing: Path, host: VideoHost, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(streamed_build, out)
+    url = host.url("/v/0.mp4")
+    taken = CliRunner().invoke(cli, ["takedown", str(out), "--url", url])
+    assert taken.exit_code == 0, taken.output
+    assert len(list((out / "run/acquire/released").glob("*.json"))) == VIDEOS - 1
+    served = len(host.hits())
+    run_build(listing, out)
+    assert len(host.hits()) == served  # the other clips of rewritten tars are read from them
+    kept = [r for r in read_rows(out / MANIFEST) if r["status"] == "kept"]
+    before = [r for r in read_rows(streamed_build / MANIFEST) if r["status"] == "kept"]
+    assert {r["clip_id"] for r in kept} == {r["clip_id"] for r in before if r["source_uri"] != url}
+    samples = [s for tar in snapshot(out)["shards"].values() for s in tar]
+    assert [s[0] for s in samples] == sorted(r["clip_id"] for r in kept)
+    earlier = {s[0]: s[1] for tar in snapshot(streamed_build)["shards"].values() for s in tar}
+    assert all(s[1] == earlier[s[0]] for s in samples)

@@ -21,6 +21,8 @@ from timelapse_d.runs import read_json
 LOG = logging.getLogger("timelapse_d")
 # The folder of the download records under the acquire stage's state (one JSON per video).
 STAGE = "download"
+# Beside them, the record of a download whose file a streaming build deleted (one JSON per video).
+RELEASED = "released"
 
 
 @dataclass(frozen=True)

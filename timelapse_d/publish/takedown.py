@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from timelapse_d.acquire.provenance import RELEASED
 from timelapse_d.acquire.provenance import STAGE as DOWNLOAD_STAGE
 from timelapse_d.assemble import CLIPS_TABLE, MANIFEST
 from timelapse_d.errors import ConfigError
@@ -248,7 +249,8 @@ def _remove_files(out: Path, run: RunDir, report: TakedownReport) -> None:
         ):
             path.unlink(missing_ok=True)
     for video_id in report.videos:
-        (run.stage_dir("acquire") / DOWNLOAD_STAGE / f"{video_id}.json").unlink(missing_ok=True)
+        for records in (DOWNLOAD_STAGE, RELEASED):
+            (run.stage_dir("acquire") / records / f"{video_id}.json").unlink(missing_ok=True)
         run.marker("analyze", video_id).unlink(missing_ok=True)
         (run.stage_dir("analyze") / f"{video_id}.json").unlink(missing_ok=True)
     if report.shards_rewritten or report.shards_removed:

@@ -21,14 +21,13 @@ from pathlib import Path
 
 from timelapse_d.acquire.download import DownloadReport, download_all
 from timelapse_d.acquire.provenance import (
-    STAGE as RECORDS,
-)
-from timelapse_d.acquire.provenance import (
+    RELEASED,
     Candidate,
     ProvenanceRecord,
     load_record,
     to_source_videos,
 )
+from timelapse_d.acquire.provenance import STAGE as RECORDS
 from timelapse_d.assemble import decide_all, read_labels
 from timelapse_d.config import BuildConfig
 from timelapse_d.executors import Executor
@@ -39,7 +38,6 @@ from timelapse_d.stages.analyze import AnalyzeStage, analyze_videos, encode_sour
 from timelapse_d.stages.encode import EncodeItem, EncodeStage, encode_clips
 
 LOG = logging.getLogger("timelapse_d")
-RELEASED = "released"  # run/acquire/released/<video_id>.json: its file was deleted
 
 
 def stream_downloads(
