@@ -36,38 +36,42 @@ class StoredClip:
         return data
 
 
-def tar_members(tar: Path) -> dict[str, tuple[int, int]]:
-    """{member name: (data offset, size)} of a tar, from its headers (empty when unreadable)."""
-    try:
-        stat = tar.stat()
-    except OSError:
-        return {}
-    return _members(str(tar), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _members(path: str, size: int, mtime_ns: int) -> dict[str, tuple[int, int]]:
-    """Cached per file version (path, size, modification time). A tar cut short (a killed
-    writer) gives the members before the cut whose data is all there."""
-    found: dict[str, tuple[int, int]] = {}
-    try:
-        with tarfile.open(path, "r:") as tar:
-            for member in tar:
-                if member.isfile() and member.offset_data + member.size <= size:
-                    found[member.name] = (member.offset_data, member.size)
-    except (tarfile.TarError, OSError, EOFError):
-        pass
-    return found
-
-
 def find_clip(folders: list[Path], clip_id: str, size: int) -> StoredClip | None:
     """The clip's bytes in a clip tar of the first folder that has them at `size`."""
     for folder in folders:
-        for tar in clip_shards(folder):
-            found = tar_members(tar).get(f"{clip_id}.mp4")
-            if found is not None and found[1] == size:
-                return StoredClip(tar, *found)
+        found = _index(_listing(folder)).get(f"{clip_id}.mp4")
+        if found is not None and found.size == size:
+            return found
     return None
+
+
+def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, modification time) of the folder's clip tars: the version of its index."""
+    listing = []
+    for tar in clip_shards(folder):
+        try:
+            stat = tar.stat()
+        except OSError:
+            continue
+        listing.append((str(tar), stat.st_size, stat.st_mtime_ns))
+    return tuple(listing)
+
+
+@functools.lru_cache(maxsize=8)
+def _index(listing: tuple[tuple[str, int, int], ...]) -> dict[str, StoredClip]:
+    """{member name: where it is} over the tars of one folder listing, read from their headers
+    once per listing. A tar cut short (a killed writer) gives the members before the cut whose
+    data is all there."""
+    index: dict[str, StoredClip] = {}
+    for path, size, _ in listing:
+        try:
+            with tarfile.open(path, "r:") as tar:
+                for member in tar:
+                    if member.isfile() and member.offset_data + member.size <= size:
+                        index[member.name] = StoredClip(Path(path), member.offset_data, member.size)
+        except (tarfile.TarError, OSError, EOFError):
+            continue
+    return index
 
 
 def verify_clip_shard(tar: Path, clips: list[tuple[str, int]]) -> None:
