@@ -24,6 +24,8 @@ from timelapse_d.config import resolve_config
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
 from timelapse_d.records import KEEP, Label
+from timelapse_d.shards.stored import find_clip
+from timelapse_d.shards.tar import write_samples
 from timelapse_d.stages.base import StageFailed
 from timelapse_d.stages.filter import SOFT_REASONS
 from timelapse_d.synth import write_corpus
@@ -137,7 +139,7 @@ def test_a_build_stopped_between_waves_resumes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "out"
-    download, waves = stream.download_all, []
+    download, waves = stream.download_all, list[list[str]]()
 
     def stopped_after_one_wave(candidates: list[Any], *args: Any, **kwargs: Any) -> Any:
         if waves:
@@ -240,3 +242,18 @@ def test_a_takedown_of_a_streamed_build_rebuilds_without_fetching(
     assert [s[0] for s in samples] == sorted(r["clip_id"] for r in kept)
     earlier = {s[0]: s[1] for tar in snapshot(streamed_build)["shards"].values() for s in tar}
     assert all(s[1] == earlier[s[0]] for s in samples)
+
+
+def test_a_clip_tar_cut_short_gives_the_clips_before_the_cut(tmp_path: Path) -> None:
+    tar = tmp_path / "clips-000000.tar"
+    first, second = b"a" * 3000, b"b" * 5000
+    with tar.open("wb") as fh:
+        write_samples(fh, [{"__key__": "c1", "mp4": first}, {"__key__": "c2", "mp4": second}])
+    found = find_clip([tmp_path], "c2", len(second))
+    assert found is not None and found.read() == second
+    with tar.open("r+b") as fh:
+        fh.truncate(512 + 3072 + 512 + 1000)  # inside the data of c2.mp4
+    found = find_clip([tmp_path], "c1", len(first))
+    assert found is not None and found.read() == first
+    assert find_clip([tmp_path], "c2", len(second)) is None
+    assert find_clip([tmp_path], "c1", len(first) + 1) is None  # another size: another clip
