@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner
@@ -18,9 +20,11 @@ from standins.host import VideoHost
 
 import timelapse_d.shards.clips as clips_module
 import timelapse_d.stages.stream as stream
+from timelapse_d.annotation.previews import make_previews, preview_path, source_paths
 from timelapse_d.assemble import MANIFEST, write_labels
 from timelapse_d.cli import cli
 from timelapse_d.config import resolve_config
+from timelapse_d.executors import LocalExecutor
 from timelapse_d.manifest import read_rows
 from timelapse_d.pipeline import build
 from timelapse_d.records import KEEP, Label
@@ -257,3 +261,29 @@ def test_a_clip_tar_cut_short_gives_the_clips_before_the_cut(tmp_path: Path) -> 
     assert found is not None and found.read() == first
     assert find_clip([tmp_path], "c2", len(second)) is None
     assert find_clip([tmp_path], "c1", len(first) + 1) is None  # another size: another clip
+
+
+def test_previews_of_a_streamed_build_fetch_each_needed_source_once_and_release_it(
+    streamed_build: Path, host: VideoHost, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(streamed_build, out)
+    clips = read_rows(out / MANIFEST)  # `tld annotate push`'s default selection: every clip
+    videos = {c["video_id"] for c in clips}
+    served = len(host.hits())
+
+    made = make_previews(clips, source_paths(out), out, LocalExecutor(2))
+
+    # Each source was fetched once (waves of download.videos_in_flight) and deleted again.
+    fetched = [hit.path for hit in host.hits()[served:]]
+    assert made == len(clips)
+    urls = {r["video_id"]: r["source_uri"] for r in read_rows(out / "videos.parquet")}
+    assert sorted(set(fetched)) == sorted(urlparse(urls[v]).path for v in videos)
+    # One download each: yt-dlp's generic extractor reads a URL once, then fetches it.
+    assert set(Counter(fetched).values()) == {2}
+    assert all(preview_path(out, c["clip_id"]).stat().st_size > 0 for c in clips)
+    assert list((out / "sources" / "urls").glob("*.mp4")) == []
+
+    served = len(host.hits())
+    assert make_previews(clips, source_paths(out), out, LocalExecutor(2)) == 0
+    assert len(host.hits()) == served  # previews made are kept without their sources

@@ -3,13 +3,15 @@
 At most `PREVIEW_HEIGHT` pixels high, cropped like the clip, `+faststart` so the browser plays
 it at once (Chromium, Firefox and Safari all do), cut from the source video the build read into
 ``OUT/annotations/previews/<clip_id>.mp4``. Run by :func:`timelapse_d.stages.base.run_stage`,
-so a preview is made again only when its settings, its cut or its source file changed.
+so a preview is made again only when its settings, its cut or its source (a local file's size
+and time, a download's SHA-256) changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +50,23 @@ def source_paths(out: Path) -> dict[str, Path]:
     return paths
 
 
+def source_identities(out: Path) -> dict[str, str]:
+    """Video id -> the SHA-256 of a downloaded source (what a preview's key names instead of
+    the file, which a streamed build deletes)."""
+    return {
+        row["video_id"]: row["sha256"]
+        for row in read_rows(out / "videos.parquet")
+        if row.get("sha256")
+    }
+
+
 @dataclass(frozen=True)
 class PreviewItem:
-    """A clip row and the path of its source video."""
+    """A clip row, the path of its source video and what identifies the source's bytes."""
 
     clip: dict[str, Any]
     source: str
+    identity: str | list[int]
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class PreviewStage(MarkedStage):
     def key(self, item: PreviewItem) -> str:
         cut = {column: item.clip.get(column) for column in CUT_COLUMNS}
         settings = dataclasses.asdict(PREVIEW_ENCODE)
-        return fingerprint(settings, cut, file_identity(item.source))
+        return fingerprint(settings, cut, item.identity)
 
     def run(self, item: PreviewItem, run_dir: RunDir) -> Outcome:
         out = preview_path(run_dir.out, self.item_id(item))
@@ -80,17 +93,39 @@ def make_previews(
     clips: list[dict[str, Any]], sources: dict[str, Path], out: Path, executor: Executor
 ) -> int:
     """Make the previews of `clips` not made yet under OUT; returns how many were made.
-    Raises StageFailed when one could not be made (see ``OUT/run/failures/previews/``)."""
-    items = []
+
+    Sources a streamed build deleted are fetched again wave by wave
+    (:mod:`timelapse_d.sources.refetch`). Raises StageFailed when a preview could not be made
+    (see ``OUT/run/failures/previews/``)."""
+    from timelapse_d.sources.refetch import refetched
+
+    run, stage = RunDir(out), PreviewStage()
+    downloads = source_identities(out)
+    ready, released = [], defaultdict(list)
     for clip in clips:
         source = sources.get(clip["video_id"])
-        if source is None or not source.exists():
+        on_disk = source is not None and source.exists()
+        if source is None or not (on_disk or clip["video_id"] in downloads):
             raise ConfigError(
                 f"the source video of {clip['clip_id']} is not on disk ({source}): previews are "
-                "cut from the sources `tld build` read; run `tld build` on this folder again "
-                "(with --set download.keep_sources=true if it deleted its downloads)"
+                "cut from the sources `tld build` read; run `tld build` on this folder again"
             )
-        items.append(PreviewItem(clip, str(source)))
-    result = run_stage(PreviewStage(), items, RunDir(out), executor)
+        identity = downloads.get(clip["video_id"]) or file_identity(source)
+        item = PreviewItem(clip, str(source), identity)
+        if on_disk or stage.done(run, stage.item_id(item), stage.key(item)) is not None:
+            ready.append(item)
+        else:
+            released[clip["video_id"]].append(item)
+    made = _run_previews(stage, ready, run, executor)
+    for paths in refetched(sorted(released), out, executor) if released else ():
+        items = [replace(i, source=str(paths[v])) for v in paths for i in released[v]]
+        made += _run_previews(stage, items, run, executor)
+    return made
+
+
+def _run_previews(
+    stage: PreviewStage, items: list[PreviewItem], run: RunDir, executor: Executor
+) -> int:
+    result = run_stage(stage, items, run, executor)
     result.require_all(STAGE)
     return len(result.ran)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from timelapse_d.config import BuildConfig
 from timelapse_d.errors import ConfigError
@@ -20,6 +20,9 @@ from timelapse_d.executors import Executor, LocalExecutor
 from timelapse_d.records import VIDEO_STATUS_FAILED, SourceVideo, Video
 from timelapse_d.runs import RunDir, write_atomic
 from timelapse_d.sources import REMOTE_SOURCES
+
+if TYPE_CHECKING:
+    from timelapse_d.acquire.provenance import Candidate
 
 # videos.parquet columns filled from a download's provenance record.
 PROVENANCE_COLUMNS = (
@@ -58,34 +61,13 @@ def acquire_remote(
     With ``download.keep_sources`` false the downloads stream (:mod:`timelapse_d.stages.stream`:
     analysed, encoded and deleted wave by wave on `executor`), else they all stay on disk.
     """
-    from timelapse_d.acquire.checks import check_download, check_flickr, check_youtube
     from timelapse_d.acquire.download import download_all
     from timelapse_d.acquire.provenance import to_source_videos
-    from timelapse_d.publish.takedown_requests import blocklist
     from timelapse_d.stages.stream import stream_downloads
 
     state = run.stage_dir("acquire")
-    check_download(config.download)
-    if config.source == "flickr":
-        from timelapse_d.acquire.flickr import search_flickr
-
-        check_flickr(config.flickr)
-        candidates = search_flickr(config.flickr, state)
-    elif config.source == "youtube":
-        from timelapse_d.acquire.urls import expand_youtube
-
-        check_youtube(config.youtube)
-        candidates = expand_youtube(config.youtube, config.download)
-    else:
-        assert config.source in REMOTE_SOURCES
-        from timelapse_d.acquire.urls import read_url_list
-
-        if not config.input:
-            raise ConfigError("--source urls needs --input FILE (a text or Parquet URL list)")
-        candidates = read_url_list(Path(config.input).expanduser())
+    candidates = list_candidates(config, out, run)
     folder = out / "sources" / config.source
-    is_blocked = blocklist(out)  # videos `tld takedown` took out are never fetched again
-    candidates = [c for c in candidates if not is_blocked(dataclasses.asdict(c.meta))]
     if config.download.keep_sources:
         report = download_all(candidates, config.download, folder, state, run, executor)
     else:
@@ -99,6 +81,35 @@ def acquire_remote(
         if not r.ok
     ]
     return Acquired(to_source_videos(report.records, folder), provenance, failed)
+
+
+def list_candidates(config: BuildConfig, out: Path, run: RunDir) -> list[Candidate]:
+    """The source's videos to download: a Flickr search (answers saved under
+    ``OUT/run/acquire/``, so a repeat makes no call), a YouTube query or playlist, or a URL
+    list; without the videos `tld takedown` took out."""
+    from timelapse_d.acquire.checks import check_download, check_flickr, check_youtube
+    from timelapse_d.publish.takedown_requests import blocklist
+
+    check_download(config.download)
+    if config.source == "flickr":
+        from timelapse_d.acquire.flickr import search_flickr
+
+        check_flickr(config.flickr)
+        candidates = search_flickr(config.flickr, run.stage_dir("acquire"))
+    elif config.source == "youtube":
+        from timelapse_d.acquire.urls import expand_youtube
+
+        check_youtube(config.youtube)
+        candidates = expand_youtube(config.youtube, config.download)
+    else:
+        assert config.source in REMOTE_SOURCES
+        from timelapse_d.acquire.urls import read_url_list
+
+        if not config.input:
+            raise ConfigError("--source urls needs --input FILE (a text or Parquet URL list)")
+        candidates = read_url_list(Path(config.input).expanduser())
+    is_blocked = blocklist(out)  # videos `tld takedown` took out are never fetched again
+    return [c for c in candidates if not is_blocked(dataclasses.asdict(c.meta))]
 
 
 def provenance_row(record: dict[str, Any]) -> dict[str, Any]:

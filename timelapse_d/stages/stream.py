@@ -61,7 +61,7 @@ def stream_downloads(
         if record is not None and record.ok:
             video = to_source_videos([record], folder)[0]
             if _complete(video, config, run, labels):
-                _release(video, record, run)
+                release(video, record, run)
                 records[video_id] = record
                 continue
         pending.append(candidate)
@@ -78,7 +78,7 @@ def stream_downloads(
         by_id = {r.video_id: r for r in report.records}
         for video in videos:
             if _complete(video, config, run, labels):  # else kept: the next run needs it
-                _release(video, by_id[video.video_id], run)
+                release(video, by_id[video.video_id], run)
         records.update(by_id)
     return DownloadReport([records[v] for v in unique if v in records], crashed)
 
@@ -129,7 +129,7 @@ def _complete(
     return True
 
 
-def _release(video: SourceVideo, record: ProvenanceRecord, run: RunDir) -> None:
+def release(video: SourceVideo, record: ProvenanceRecord, run: RunDir) -> None:
     """Delete the video's file (the download record stays) and record that it was released."""
     path = Path(video.path)
     if path.exists():
