@@ -16,6 +16,7 @@ import pytest
 from conftest import SHARED_MEDIA, needs_shared_media
 from pinned_outputs import output_hashes
 from small_build import SETTINGS, tld
+from standins.host import VideoHost
 
 from timelapse_d.config import resolve_config
 from timelapse_d.errors import ConfigError, HostError
@@ -24,6 +25,7 @@ from timelapse_d.executors.ray_cluster import RayExecutor
 from timelapse_d.pipeline import build
 from timelapse_d.precompute.stage import PrecomputeOptions, precompute
 from timelapse_d.runs import RunDir
+from timelapse_d.synth import write_corpus
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -233,3 +235,41 @@ def test_a_failure_of_the_machine_in_a_ray_task_stops_the_run(cluster: Any) -> N
     tasks = [Task(f"clip{i}", _disk_full, (i,), Resources(cpus=0.5)) for i in range(6)]
     with pytest.raises(HostError, match="clip1: .*No space left on device"):
         list(RayExecutor().map(tasks, "encode"))
+
+
+@pytest.fixture(scope="module")
+def url_list(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Four synthetic time-lapses served on 127.0.0.1, and the URL list naming them."""
+    folder = tmp_path_factory.mktemp("served")
+    with VideoHost() as host:
+        for number, path in enumerate(write_corpus(folder, 0, width=256, height=144, num_videos=4)):
+            host.files[f"/v/{number}.mp4"] = path.read_bytes()
+        listing = folder / "urls.txt"
+        listing.write_text("".join(host.url(p) + "\n" for p in sorted(host.files)))
+        yield host, listing
+
+
+def test_a_streamed_url_list_build_on_ray_writes_the_local_bytes(
+    cluster: Any, url_list: Any, tmp_path: Path
+) -> None:
+    _, listing = url_list
+    settings = {
+        **SETTINGS,
+        "input": str(listing),
+        "download.workers": 4,
+        "download.videos_in_flight": 2,
+        "download.calls_per_period": 2,
+        "download.period_s": 1.0,
+    }
+    on_ray = RayExecutor()
+    for name, executor in (("local", LocalExecutor(2)), ("ray", on_ray)):
+        config = resolve_config(source="urls", overrides=settings)
+        assert build(config, tmp_path / name, executor).complete
+
+    # Downloads, analyses and encodes ran on Ray wave by wave, their starts taken from the
+    # build's rate-limit actor; nothing of the sources is left, the bytes are the local ones.
+    actors = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    state = (tmp_path / "ray" / "run" / "acquire" / "download-ratelimit.json").resolve()
+    assert f"tld-ratelimit:{state}:2/1" in actors
+    assert list((tmp_path / "ray" / "sources" / "urls").glob("*.mp4")) == []
+    assert output_hashes(tmp_path / "ray") == output_hashes(tmp_path / "local")

@@ -65,6 +65,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = "auto") -> None:
         self.address = address
+        self._limiters: dict[str, ActorLimiter] = {}  # their actors live as long as this
 
     def connect(self) -> Any:
         """The ray module, connected to the cluster (once per process)."""
@@ -213,15 +214,18 @@ class RayExecutor:
 
     def rate_limiter(self, state: Path, calls: int, period_s: float) -> Limiter:
         """The named actor holding the bucket of `state` (one per build folder and limit),
-        created by the first caller, found by every other (see module)."""
+        created by the first caller, found by every other, kept while this executor lives
+        (the stream of download waves shares one bucket)."""
         ray = self.connect()
         name = f"tld-ratelimit:{os.path.realpath(state)}:{calls}/{period_s:g}"
-        actor = (
-            ray.remote(TokenBucket)
-            .options(name=name, namespace=NAMESPACE, get_if_exists=True, num_cpus=0)
-            .remote(calls, period_s)
-        )
-        return ActorLimiter(actor)
+        if name not in self._limiters:
+            actor = (
+                ray.remote(TokenBucket)
+                .options(name=name, namespace=NAMESPACE, get_if_exists=True, num_cpus=0)
+                .remote(calls, period_s)
+            )
+            self._limiters[name] = ActorLimiter(actor)
+        return self._limiters[name]
 
 
 class ActorLimiter(WaitingLimiter):
