@@ -108,9 +108,10 @@ class RayExecutor:
         remote = ray.remote(run_task)
         queue = list(reversed(tasks))
         pending: dict[Any, Task] = {}
+        limits = {r: self._in_flight(ray, r) for r in dict.fromkeys(t.resources for t in tasks)}
         try:
             while queue or pending:
-                while queue and len(pending) < self._in_flight(ray, queue[-1].resources):
+                while queue and len(pending) < limits[queue[-1].resources]:
                     task = queue.pop()
                     options = {**_options(task.resources), "max_retries": 0, "name": task.name}
                     pending[remote.options(**options).remote(task)] = task
