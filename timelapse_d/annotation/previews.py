@@ -52,12 +52,10 @@ def source_paths(out: Path) -> dict[str, Path]:
 
 def source_identities(out: Path) -> dict[str, str]:
     """Video id -> the SHA-256 of a downloaded source (what a preview's key names instead of
-    the file, which a streamed build deletes)."""
-    return {
-        row["video_id"]: row["sha256"]
-        for row in read_rows(out / "videos.parquet")
-        if row.get("sha256")
-    }
+    the file, which a streamed build deletes); none for a folder without videos.parquet."""
+    videos = out / "videos.parquet"
+    rows = read_rows(videos) if videos.is_file() else []
+    return {row["video_id"]: row["sha256"] for row in rows if row.get("sha256")}
 
 
 @dataclass(frozen=True)
