@@ -76,48 +76,53 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_pool(queue: list[Task], workers: int) -> Iterator[tuple[Task, Any]]:
-    """Drain `queue` (last item first) through one pool until done or the pool breaks.
+class _Pool:
+    """A process pool kept across a command's stages (workers import their modules once)."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("forkserver")
+        self.workers = workers
+        self.executor = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+        )
+        self.broken = False
+
+
+def _run_pool(queue: list[Task], pool: _Pool) -> Iterator[tuple[Task, Any]]:
+    """Drain `queue` (last item first) through `pool` until done or the pool breaks.
 
     A worker killed by a native crash breaks the whole pool: the tasks in flight are reported
-    as failures and the caller starts a fresh pool for the rest of the queue.
+    as failures, the pool is marked broken, and the caller goes on with a fresh one.
     """
-    context = multiprocessing.get_context("forkserver")
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
-    )
-    try:
-        pending: dict[Future[Any], Task] = {}
-        while queue or pending:
-            while queue and len(pending) < 2 * workers:
-                task = queue.pop()
-                pending[pool.submit(run_task, task)] = task
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                task = pending.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool as exc:
-                    for lost in [task, *pending.values()]:
-                        yield lost, TaskFailure(lost.name, f"worker process died: {exc}", "")
-                    return
-                yield task, result
-    except BaseException:
-        _stop_workers(pool)
-        raise
-    finally:
-        pool.shutdown()
+    pending: dict[Future[Any], Task] = {}
+    while queue or pending:
+        while queue and len(pending) < 2 * pool.workers:
+            task = queue.pop()
+            pending[pool.executor.submit(run_task, task)] = task
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            task = pending.pop(future)
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:
+                pool.broken = True
+                for lost in [task, *pending.values()]:
+                    yield lost, TaskFailure(lost.name, f"worker process died: {exc}", "")
+                return
+            yield task, result
 
 
 class LocalExecutor:
     """Runs tasks in this process (workers <= 1) or in a pool of `workers` processes.
 
     The pool keeps at most 2 x workers tasks in flight, so arguments are not all pickled up
-    front; a single task runs in this process.
+    front; a single task runs in this process. The pool serves every stage the executor runs
+    (a streamed build's waves included) until the executor is dropped.
     """
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
+        self._pools: dict[int, _Pool] = {}  # by size; shut down when this executor goes
 
     def map(self, tasks: Sequence[Task], desc: str = "tasks") -> Iterator[tuple[Task, Any]]:
         """Run tasks, yielding (task, result or TaskFailure) as each completes: `workers` at a
@@ -132,9 +137,19 @@ class LocalExecutor:
                 return
             queue = list(reversed(tasks))
             while queue:
-                for task, result in _run_pool(queue, workers):
-                    yield task, result
-                    progress.step()
+                pool = self._pools.get(workers)
+                if pool is None or pool.broken:
+                    if pool is not None:
+                        pool.executor.shutdown()
+                    pool = self._pools[workers] = _Pool(workers)
+                try:
+                    for task, result in _run_pool(queue, pool):
+                        yield task, result
+                        progress.step()
+                except BaseException:  # an interrupt, a failure of the machine: stop now
+                    del self._pools[workers]
+                    _stop_workers(pool.executor)
+                    raise
         finally:
             progress.close()
 
