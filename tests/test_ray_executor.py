@@ -142,7 +142,7 @@ def _limited_start(limiter: Any) -> float:
 
 def test_the_rate_limit_holds_across_ray_workers(cluster: Any, tmp_path: Path) -> None:
     executor: Executor = RayExecutor()
-    calls, period = 3, 1.0
+    calls, period = 3, 2.0
     limiter = executor.rate_limiter(tmp_path / "limit.json", calls, period)
     tasks = [Task(f"call{i}", _limited_start, (limiter,), Resources(cpus=0.5)) for i in range(8)]
 
