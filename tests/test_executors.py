@@ -90,3 +90,33 @@ def test_encode_threads_set_ffmpeg_and_the_cpus_an_encode_asks() -> None:
     assert (chosen.resources.cpus, pinned.resources.cpus) == (1.0, 3.0)
     with pytest.raises(ConfigError, match="encode.threads"):
         resolve_config(source="synthetic", overrides={"encode.threads": -1})
+
+
+@dataclass(frozen=True)
+class DiesAfterMarking(DiesOnce):
+    """Item `crash` finishes and is marked, then its worker dies before the result is sent."""
+
+    def run(self, item: str, run_dir: RunDir) -> Outcome:
+        path = run_dir.stage_dir(self.name) / f"{item}.json"
+        write_json(path, {"item": item})
+        return Outcome({"item": item}, [path])
+
+    def mark(self, run_dir: RunDir, item_id: str, key: str, outcome: Outcome) -> None:
+        super().mark(run_dir, item_id, key, outcome)
+        if item_id == "crash":
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.slow
+def test_a_task_marked_before_its_worker_died_counts_as_done(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "out")
+    stage = DiesAfterMarking(str(tmp_path / "unused"), signal.SIGKILL)
+    items = ["crash", *(f"item{i:02d}" for i in range(6))]
+
+    result = run_stage(stage, items, run, LocalExecutor(2))
+
+    # Its result was lost with the worker, but its outputs and marker are in place: done, not a
+    # failure (a re-run would skip it, so a failure record would never be cleared).
+    assert "crash" in result.ran and "crash" not in result.failed
+    assert "crash" not in run.failures().get("dies_once", [])
+    assert result.stats["crash"] == {"item": "crash"}

@@ -5,6 +5,7 @@ runner, :func:`run_stage`, skips every item whose completion marker carries the 
 ``stage.key(item)`` and whose outputs are in place, runs the rest through an executor, marks
 each finished item done with its stats and outputs (``stage.mark``), and records each
 unexpected failure under ``OUT/run/failures/<stage>/`` (no marker: a re-run tries it again).
+A task whose worker died after marking it (its result lost on the way back) is done.
 Stages are picklable (settings only): a process pool or a cluster runs `stage.run(item,
 run_dir)` elsewhere.
 """
@@ -129,6 +130,9 @@ def run_stage(
     LOG.info("%s: %d items, %d already done", stage.name, len(items), len(stats))
     ran, failed = [], {}
     for task, result in executor.map(tasks, stage.name):
+        if isinstance(result, TaskFailure):  # its worker died: had it finished (and marked)?
+            finished = stage.done(run_dir, task.name, keys[task.name])
+            result = result if finished is None else finished
         if isinstance(result, TaskFailure):
             LOG.error("%s task %s failed: %s", stage.name, task.name, result.error)
             run_dir.record_failure(stage.name, task.name, f"{result.error}\n\n{result.traceback}")
