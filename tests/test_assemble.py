@@ -17,10 +17,12 @@ from timelapse_d.records import KEEP, REJECT, Label
 from timelapse_d.stages.filter import SOFT_REASONS
 
 
-def test_the_build_imports_no_annotation_code() -> None:
+def test_the_build_imports_no_annotation_code_and_no_downloader() -> None:
+    """A local or demo build runs on the core install: no annotation code, no yt-dlp."""
     code = (
         "import sys, timelapse_d.pipeline; "
-        "print(sorted(m for m in sys.modules if m.startswith('timelapse_d.annotation')))"
+        "print(sorted(m for m in sys.modules if m.startswith(('timelapse_d.annotation', "
+        "'yt_dlp', 'timelapse_d.acquire.download', 'timelapse_d.stages.stream'))))"
     )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert imported.stdout.strip() == "[]", imported.stderr

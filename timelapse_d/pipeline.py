@@ -28,12 +28,12 @@ from timelapse_d.publish.takedown import without_taken_down
 from timelapse_d.records import CLIP_KEPT, Clip, Video
 from timelapse_d.report import Summary, summarize
 from timelapse_d.runs import RunDir, write_json
+from timelapse_d.sources import streams
 from timelapse_d.stages.acquire import Acquired, acquire, local_path
 from timelapse_d.stages.analyze import analyze_videos, encode_sources
 from timelapse_d.stages.encode import encode_clips, require_ffmpeg
 from timelapse_d.stages.filter import find_duplicates
 from timelapse_d.stages.shard import shard_clips
-from timelapse_d.stages.stream import streams
 
 LOG = logging.getLogger("timelapse_d")
 

@@ -95,8 +95,6 @@ def make_previews(
     Sources a streamed build deleted are fetched again wave by wave
     (:mod:`timelapse_d.sources.refetch`). Raises StageFailed when a preview could not be made
     (see ``OUT/run/failures/previews/``)."""
-    from timelapse_d.sources.refetch import refetched
-
     run, stage = RunDir(out), PreviewStage()
     downloads = source_identities(out)
     ready, released = [], defaultdict(list)
@@ -115,7 +113,11 @@ def make_previews(
         else:
             released[clip["video_id"]].append(item)
     made = _run_previews(stage, ready, run, executor)
-    for paths in refetched(sorted(released), out, executor) if released else ():
+    if not released:
+        return made
+    from timelapse_d.sources.refetch import refetched  # downloads: the `acquire` extra
+
+    for paths in refetched(sorted(released), out, executor):
         items = [replace(i, source=str(paths[v])) for v in paths for i in released[v]]
         made += _run_previews(stage, items, run, executor)
     return made

@@ -33,7 +33,6 @@ from timelapse_d.config import BuildConfig
 from timelapse_d.executors import Executor
 from timelapse_d.records import CLIP_KEPT, Clip, Label, SourceVideo
 from timelapse_d.runs import RunDir, write_json
-from timelapse_d.sources import REMOTE_SOURCES
 from timelapse_d.stages.analyze import AnalyzeStage, analyze_videos, encode_sources, read_result
 from timelapse_d.stages.encode import EncodeItem, EncodeStage, encode_clips
 
@@ -136,8 +135,3 @@ def release(video: SourceVideo, record: ProvenanceRecord, run: RunDir) -> None:
         released = {"path": record.path, "bytes": record.bytes, "sha256": record.sha256}
         write_json(run.stage_dir("acquire") / RELEASED / f"{video.video_id}.json", released)
         path.unlink()
-
-
-def streams(config: BuildConfig) -> bool:
-    """True when the build streams its sources (a remote source without keep_sources)."""
-    return config.source in REMOTE_SOURCES and not config.download.keep_sources
