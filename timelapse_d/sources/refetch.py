@@ -14,7 +14,6 @@ import logging
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from timelapse_d.acquire.download import download_all
 from timelapse_d.acquire.provenance import STAGE as RECORDS
 from timelapse_d.acquire.provenance import load_record, to_source_videos
 from timelapse_d.config import saved_build_config
@@ -22,7 +21,7 @@ from timelapse_d.errors import DataError
 from timelapse_d.executors import Executor
 from timelapse_d.runs import RunDir
 from timelapse_d.sources.remote import list_candidates
-from timelapse_d.stages.stream import release
+from timelapse_d.stages.stream import download_waves, release
 
 LOG = logging.getLogger("timelapse_d")
 
@@ -39,13 +38,9 @@ def refetched(
     wanted = set(video_ids)
     candidates = [c for c in list_candidates(config, out, run) if c.video_id in wanted]
     lost = sorted(wanted - {c.video_id for c in candidates})
-    size = config.download.videos_in_flight
+    analysed = {c.video_id: load_record(state / RECORDS / f"{c.video_id}.json") for c in candidates}
     LOG.info("fetching %d released source videos again for a while", len(candidates))
-    for start in range(0, len(candidates), size):
-        wave = candidates[start : start + size]
-        analysed = {c.video_id: load_record(state / RECORDS / f"{c.video_id}.json") for c in wave}
-        run.check_space(config.min_free_mb, "download")
-        report = download_all(wave, config.download, folder, state, run, executor)
+    for wave, report in download_waves(candidates, config, folder, run, executor):
         fetched = {r.video_id: r for r in report.records if r.ok}
         videos = to_source_videos(fetched.values(), folder)
         same = {

@@ -16,7 +16,7 @@ between waves goes on from the first video not released.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from timelapse_d.acquire.download import DownloadReport, download_all
@@ -67,10 +67,7 @@ def stream_downloads(
     size = config.download.videos_in_flight
     LOG.info("stream: %d videos done, %d to process %d at a time", len(records), len(pending), size)
     crashed = []
-    for start in range(0, len(pending), size):
-        run.check_space(config.min_free_mb, "download")
-        wave = pending[start : start + size]
-        report = download_all(wave, config.download, folder, state, run, executor)
+    for _, report in download_waves(pending, config, folder, run, executor):
         crashed += report.crashed
         videos = to_source_videos(report.records, folder)
         _process(videos, config, run, executor, labels)
@@ -80,6 +77,21 @@ def stream_downloads(
                 release(video, by_id[video.video_id], run)
         records.update(by_id)
     return DownloadReport([records[v] for v in unique if v in records], crashed)
+
+
+def download_waves(
+    candidates: list[Candidate], config: BuildConfig, folder: Path, run: RunDir, executor: Executor
+) -> Iterator[tuple[list[Candidate], DownloadReport]]:
+    """Download `candidates` ``download.videos_in_flight`` at a time into `folder` (the free
+    space checked before each wave); yield each wave with its report once it is downloaded."""
+    size = config.download.videos_in_flight
+    for start in range(0, len(candidates), size):
+        run.check_space(config.min_free_mb, "download")
+        wave = candidates[start : start + size]
+        yield (
+            wave,
+            download_all(wave, config.download, folder, run.stage_dir("acquire"), run, executor),
+        )
 
 
 def _process(
